@@ -1,0 +1,157 @@
+"""The ``eco-rails`` command line.
+
+Conventions follow NeMo Guardrails' CLI (``--config`` points at a rails config folder, ``chat`` is an
+interactive loop) and Hugging Face's (models are local directories or the embedded alias; nothing is
+downloaded; ``HF_HUB_OFFLINE`` is forced on).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NEMO_GUARDRAILS_NO_USAGE_STATS", "1")
+
+import asyncio  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+
+app = typer.Typer(
+    name="eco-rails",
+    help="Make a local LLM forget chosen knowledge at inference time (ECO prompts for NeMo Guardrails).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from eco_rails import __version__
+
+        console.print(f"eco-rails {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Show the version and exit."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log what eco-rails does (INFO level)."),
+) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]Error:[/] {message}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def prepare(
+    model: str = typer.Argument("smollm2-135m", help="Embedded alias, local HF model directory, or .gguf file."),
+) -> None:
+    """Convert and cache a model once (the embedded GGUF takes ~20 s), so later starts are fast."""
+    from eco_rails.errors import EcoRailsError
+    from eco_rails.model_store import resolve_model_dir
+
+    try:
+        with console.status(f"Preparing {model} ..."):
+            path = resolve_model_dir(model)
+    except EcoRailsError as exc:
+        _fail(str(exc))
+    console.print(f"[green]Ready:[/] {path}")
+
+
+def _read_turns(message: Optional[str]):
+    """One-shot with --message; otherwise an interactive loop that ends on EOF, 'exit' or 'quit'."""
+    if message is not None:
+        yield message
+        return
+    interactive = sys.stdin.isatty()
+    while True:
+        try:
+            text = console.input("[bold cyan]> [/]") if interactive else sys.stdin.readline()
+        except (EOFError, KeyboardInterrupt):
+            return
+        if not interactive and text == "":
+            return
+        text = text.strip()
+        if text.lower() in {"exit", "quit"}:
+            return
+        if text:
+            yield text
+
+
+async def _chat_with_rails(config: Path, message: Optional[str], stream: bool) -> None:
+    from nemoguardrails import LLMRails, RailsConfig
+
+    import eco_rails
+
+    eco_rails.register_nemo_provider()
+    with console.status(f"Loading rails config {config} ..."):
+        rails = LLMRails(RailsConfig.from_path(str(config)))
+    history: list[dict[str, str]] = []
+    for text in _read_turns(message):
+        history.append({"role": "user", "content": text})
+        if stream:
+            parts = []
+            async for chunk in rails.stream_async(messages=history):
+                delta = chunk if isinstance(chunk, str) else chunk.get("text", "")
+                parts.append(delta)
+                console.print(delta, end="", markup=False, highlight=False)
+            console.print()
+            answer = "".join(parts)
+        else:
+            answer = (await rails.generate_async(messages=history))["content"]
+            console.print(answer, markup=False, highlight=False)
+        history.append({"role": "assistant", "content": answer})
+
+
+def _chat_with_provider(model: str, message: Optional[str], flag: bool, max_new_tokens: int) -> None:
+    from eco_rails import FlagDecision, GenerationSettings, get_engine
+
+    with console.status(f"Loading {model} ..."):
+        engine = get_engine(model)
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
+    history: list[dict[str, str]] = []
+    for text in _read_turns(message):
+        history.append({"role": "user", "content": text})
+        parts = []
+        for delta in engine.stream(history, flag=FlagDecision.flag() if flag else None, settings=settings):
+            parts.append(delta)
+            console.print(delta, end="", markup=False, highlight=False)
+        console.print()
+        history.append({"role": "assistant", "content": "".join(parts)})
+
+
+@app.command()
+def chat(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Rails config folder (as for `nemoguardrails chat`)."),
+    model: str = typer.Option("smollm2-135m", "--model", "-m", help="Without --config: the model to chat with directly."),
+    message: Optional[str] = typer.Option(None, "--message", help="Send one message, print the answer, exit."),
+    flag: bool = typer.Option(False, "--flag", help="Without --config: corrupt every message (shows what ECO does)."),
+    max_new_tokens: int = typer.Option(200, "--max-new-tokens", min=1),
+    stream: bool = typer.Option(True, "--stream/--no-stream", help="With --config: stream the answer."),
+) -> None:
+    """Chat through a rails config (with --config), or with the eco provider directly."""
+    from eco_rails.errors import EcoRailsError
+
+    try:
+        if config is not None:
+            if not (config / "config.yml").is_file() and not (config / "config.yaml").is_file():
+                _fail(f"{config} is not a rails config folder (no config.yml). Try rails_configs/smollm2_plain.")
+            asyncio.run(_chat_with_rails(config, message, stream))
+        else:
+            _chat_with_provider(model, message, flag, max_new_tokens)
+    except EcoRailsError as exc:
+        _fail(str(exc))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

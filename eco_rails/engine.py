@@ -1,0 +1,336 @@
+"""The ECO engine: a local causal LM that corrupts flagged prompt tokens before generating.
+
+Framework-free: the NeMo Guardrails provider and the LangChain chat model are thin adapters over it.
+
+* Unflagged prompts go through exactly ``model.generate(input_ids, ...)``; their output is bit-identical
+  to plain Hugging Face generation with the same settings (ECO's "zero side effects" promise).
+* Flagged prompts are embedded, the flagged tokens' rows are corrupted (a pure, seeded function of the
+  prompt), and generation starts from those ``inputs_embeds``. Only the prefill is corrupted: generated
+  tokens are embedded normally, and the KV cache means the prompt is encoded once.
+* All per-request state lives in local variables, so concurrent requests cannot see each other's flags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator, Literal, Sequence
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from eco_rails.corruptions import CorruptionSpec, apply_corruption, format_validation_error, seed_from_text
+from eco_rails.errors import ConfigError, PromptError
+from eco_rails.flags import FlagDecision
+from eco_rails.model_store import choose_placement, load_model_and_tokenizer, resolve_model_dir
+from eco_rails.prompting import RenderedPrompt, flagged_char_spans, render_prompt
+
+log = logging.getLogger(__name__)
+
+# Temperatures at or below this decode greedily: NeMo Guardrails asks for a near-zero temperature
+# (config.lowest_temperature, 0.001) when it wants deterministic output.
+GREEDY_TEMPERATURE = 1e-2
+
+
+class GenerationSettings(BaseModel):
+    """Decoding settings. ``temperature`` 0 (or <= 0.01) means greedy decoding."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    max_new_tokens: PositiveInt = 256
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= GREEDY_TEMPERATURE
+
+    @classmethod
+    def parse(cls, value: dict[str, Any], *, source: str = "generation") -> "GenerationSettings":
+        try:
+            return cls.model_validate(value)
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, source)) from None
+
+    def hf_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``model.generate`` that express these settings."""
+        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
+        if self.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(do_sample=True, temperature=self.temperature, top_p=self.top_p, top_k=None)
+        return kwargs
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    finish_reason: Literal["stop", "length"]
+    prompt_tokens: int
+    completion_tokens: int
+    flagged: bool
+    corrupted_tokens: int
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    """Model inputs for one request. ``inputs_embeds`` is set only when tokens were corrupted."""
+
+    rendered: RenderedPrompt
+    input_ids: torch.Tensor  # (1, T)
+    inputs_embeds: torch.Tensor | None  # (1, T, d)
+    corrupted_mask: list[bool]
+
+    @property
+    def corrupted_tokens(self) -> int:
+        return sum(self.corrupted_mask)
+
+
+class _CancelCriteria:
+    """Stops generation when the consumer of a stream goes away (e.g. a client disconnects)."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class _QueueStreamer:
+    """Receives token ids from ``model.generate`` (on a worker thread) and hands them to the consumer."""
+
+    def __init__(self) -> None:
+        self.tokens: queue.Queue[Any] = queue.Queue()
+        self._saw_prompt = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._saw_prompt:  # generate() first reports the prompt ids
+            self._saw_prompt = True
+            return
+        self.tokens.put(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        self.tokens.put(None)
+
+
+def _cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
+    positions = [text.find(s) for s in stops if s]
+    positions = [p for p in positions if p >= 0]
+    if not positions:
+        return text, False
+    return text[: min(positions)], True
+
+
+class EcoEngine:
+    """A loaded causal LM plus the ECO corruption step. Safe to share between threads."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str = "local") -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.context_window = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
+        eos = model.generation_config.eos_token_id
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos if isinstance(eos, int) else (eos or [None])[0])
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, model: str | Path = "smollm2-135m", *, device: str | None = None, dtype: str | None = None) -> "EcoEngine":
+        """Load (or reuse) an engine for a model reference; see :mod:`eco_rails.model_store`."""
+        return get_engine(model, device=device, dtype=dtype)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    # ---- preparing inputs ---------------------------------------------------------------------
+    def render(self, prompt: str | Sequence[Any], *, use_chat_template: bool = True, system_prompt: str | None = None) -> RenderedPrompt:
+        return render_prompt(self.tokenizer, prompt, use_chat_template=use_chat_template, system_prompt=system_prompt)
+
+    def prepare(
+        self,
+        prompt: str | Sequence[Any],
+        *,
+        flag: FlagDecision | None = None,
+        corruption: CorruptionSpec | None = None,
+        max_new_tokens: int = 0,
+        use_chat_template: bool = True,
+        system_prompt: str | None = None,
+    ) -> PreparedPrompt:
+        rendered = self.render(prompt, use_chat_template=use_chat_template, system_prompt=system_prompt)
+        n_tokens = len(rendered.input_ids)
+        if self.context_window and n_tokens + max_new_tokens > self.context_window:
+            raise PromptError(
+                f"The prompt has {n_tokens} tokens and max_new_tokens is {max_new_tokens}, but the model's context "
+                f"window is {self.context_window} tokens. Shorten the prompt (e.g. drop old turns) or lower max_new_tokens."
+            )
+        input_ids = torch.tensor([rendered.input_ids], dtype=torch.long, device=self.device)
+        if flag is None or not flag.flagged:
+            return PreparedPrompt(rendered, input_ids, None, [False] * n_tokens)
+        spec = corruption or CorruptionSpec()
+        mask = rendered.token_mask(flagged_char_spans(rendered, flag))
+        with torch.inference_mode():
+            embeds = self.model.get_input_embeddings()(input_ids)[0]
+            seed = seed_from_text(rendered.text, spec.model_dump_json())
+            corrupted = apply_corruption(embeds, torch.tensor(mask), spec, seed)
+        return PreparedPrompt(rendered, input_ids, corrupted.unsqueeze(0), mask)
+
+    def _generate_kwargs(self, prepared: PreparedPrompt, settings: GenerationSettings) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "input_ids": prepared.input_ids,
+            "attention_mask": torch.ones_like(prepared.input_ids),
+            "pad_token_id": self.pad_token_id,
+            **settings.hf_kwargs(),
+        }
+        if prepared.inputs_embeds is not None:
+            kwargs["inputs_embeds"] = prepared.inputs_embeds
+        if settings.stop:
+            kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
+        return kwargs
+
+    # ---- generation ---------------------------------------------------------------------------
+    def generate(
+        self,
+        prompt: str | Sequence[Any],
+        *,
+        flag: FlagDecision | None = None,
+        corruption: CorruptionSpec | None = None,
+        settings: GenerationSettings | None = None,
+        use_chat_template: bool = True,
+        system_prompt: str | None = None,
+    ) -> GenerationResult:
+        settings = settings or GenerationSettings()
+        prepared = self.prepare(
+            prompt, flag=flag, corruption=corruption, max_new_tokens=settings.max_new_tokens,
+            use_chat_template=use_chat_template, system_prompt=system_prompt,
+        )
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)
+        output = self.model.generate(**self._generate_kwargs(prepared, settings))
+        new_ids = output[0, prepared.input_ids.shape[1]:].tolist()
+        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
+        text, stopped = _cut_at_stop(text, settings.stop)
+        hit_eos = bool(new_ids) and new_ids[-1] in self._eos_ids()
+        finish = "stop" if (stopped or hit_eos or len(new_ids) < settings.max_new_tokens) else "length"
+        return GenerationResult(
+            text=text, finish_reason=finish, prompt_tokens=prepared.input_ids.shape[1],
+            completion_tokens=len(new_ids), flagged=prepared.inputs_embeds is not None,
+            corrupted_tokens=prepared.corrupted_tokens,
+        )
+
+    def _eos_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        if eos is None:
+            return set()
+        return {eos} if isinstance(eos, int) else set(eos)
+
+    def stream(
+        self,
+        prompt: str | Sequence[Any],
+        *,
+        flag: FlagDecision | None = None,
+        corruption: CorruptionSpec | None = None,
+        settings: GenerationSettings | None = None,
+        use_chat_template: bool = True,
+        system_prompt: str | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer as text deltas; their concatenation equals :meth:`generate`'s text.
+
+        Generation runs on a worker thread; closing the iterator early stops it.
+        """
+        settings = settings or GenerationSettings()
+        prepared = self.prepare(
+            prompt, flag=flag, corruption=corruption, max_new_tokens=settings.max_new_tokens,
+            use_chat_template=use_chat_template, system_prompt=system_prompt,
+        )
+        return self._stream_prepared(prepared, settings)
+
+    def _stream_prepared(self, prepared: PreparedPrompt, settings: GenerationSettings) -> Iterator[str]:
+        from transformers import StoppingCriteriaList
+
+        streamer = _QueueStreamer()
+        cancel = threading.Event()
+        kwargs = self._generate_kwargs(prepared, settings)
+        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_CancelCriteria(cancel)]))
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                if settings.seed is not None:
+                    torch.manual_seed(settings.seed)
+                self.model.generate(**kwargs)
+            except BaseException as exc:  # surfaced to the consumer below
+                failure.append(exc)
+                streamer.tokens.put(None)
+
+        worker = threading.Thread(target=work, name="eco-generate", daemon=True)
+        worker.start()
+        ids: list[int] = []
+        emitted = 0
+        # Hold back enough characters that a stop string split across tokens is never emitted.
+        holdback = max((len(s) for s in settings.stop), default=1) - 1
+        try:
+            while True:
+                chunk = streamer.tokens.get()
+                if chunk is None:
+                    break
+                ids.extend(chunk)
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                if text.endswith("\ufffd"):  # an incomplete multi-byte character: wait for more tokens
+                    continue
+                cut, stopped = _cut_at_stop(text, settings.stop)
+                safe_end = len(cut) if stopped else max(emitted, len(cut) - holdback)
+                if safe_end > emitted:
+                    yield cut[emitted:safe_end]
+                    emitted = safe_end
+                if stopped:
+                    return
+            if failure:
+                raise failure[0]
+            final, _ = _cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), settings.stop)
+            if len(final) > emitted:
+                yield final[emitted:]
+        finally:
+            cancel.set()
+            worker.join()
+
+    async def agenerate(self, prompt: str | Sequence[Any], **kwargs: Any) -> GenerationResult:
+        """:meth:`generate` on a worker thread, so the event loop keeps serving other requests."""
+        return await asyncio.to_thread(self.generate, prompt, **kwargs)
+
+    async def astream(self, prompt: str | Sequence[Any], **kwargs: Any) -> AsyncIterator[str]:
+        """Async :meth:`stream`: each blocking step runs on a worker thread."""
+        iterator = await asyncio.to_thread(self.stream, prompt, **kwargs)
+        done = object()
+        try:
+            while True:
+                delta = await asyncio.to_thread(next, iterator, done)
+                if delta is done:
+                    return
+                yield delta  # type: ignore[misc]
+        finally:
+            await asyncio.to_thread(iterator.close)
+
+
+_ENGINES: dict[tuple[str, str, str], EcoEngine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def get_engine(model: str | Path = "smollm2-135m", *, device: str | None = None, dtype: str | None = None) -> EcoEngine:
+    """One engine per (model directory, device, dtype) per process: providers built by several rails
+    configs or several NeMo ``LLMRails`` share the weights instead of loading them again."""
+    placement = choose_placement(device, dtype)
+    model_dir = resolve_model_dir(model)
+    key = (str(model_dir.resolve()), placement.device, placement.dtype)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            hf_model, tokenizer = load_model_and_tokenizer(model_dir, placement)
+            engine = EcoEngine(hf_model, tokenizer, name=str(model))
+            _ENGINES[key] = engine
+        return engine

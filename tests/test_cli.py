@@ -1,0 +1,41 @@
+"""The eco-rails command line, run as a user would run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "eco_rails.cli", *args], input=stdin, capture_output=True,
+                          text=True, timeout=300, cwd=REPO, env={**os.environ})
+
+
+def test_version_and_help():
+    out = run_cli("--version")
+    assert out.returncode == 0 and out.stdout.startswith("eco-rails ")
+    assert "chat" in run_cli("--help").stdout
+
+
+def test_one_shot_chat_clean_and_flagged():
+    clean = run_cli("chat", "--message", "Who wrote the Harry Potter books?", "--max-new-tokens", "24")
+    assert clean.returncode == 0, clean.stderr
+    assert "Rowling" in clean.stdout
+    flagged = run_cli("chat", "--flag", "--message", "Who wrote the Harry Potter books?", "--max-new-tokens", "24")
+    assert flagged.returncode == 0 and "Rowling" not in flagged.stdout and flagged.stdout.strip()
+
+
+def test_chat_through_a_rails_config_reads_turns_from_stdin():
+    out = run_cli("chat", "--config", str(REPO / "rails_configs" / "smollm2_plain"), stdin="What is the capital of France?\n")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Paris" in out.stdout
+
+
+def test_bad_inputs_exit_nonzero_with_a_clear_message(tmp_path):
+    out = run_cli("chat", "--config", str(tmp_path), "--message", "hi")
+    assert out.returncode == 1 and "is not a rails config folder" in out.stderr
+    out = run_cli("chat", "--model", str(tmp_path / "missing"), "--message", "hi")
+    assert out.returncode == 1 and "does not exist" in out.stderr

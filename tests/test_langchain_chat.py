@@ -1,0 +1,73 @@
+"""EcoChatModel as a LangChain chat model: sync, async, streaming, LCEL chains, flag sources."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import ChatPromptTemplate
+
+from eco_rails import EcoChatModel, FlagDecision, GenerationSettings
+
+HP = "Who wrote the Harry Potter books?"
+
+
+@pytest.fixture(scope="module")
+def chat():
+    return EcoChatModel(model="smollm2-135m", max_new_tokens=24, device="cpu")
+
+
+def test_lcel_chain_answers_like_the_plain_model(chat, engine):
+    chain = ChatPromptTemplate.from_messages([("system", "You are a helpful assistant."), ("human", "{question}")]) | chat | StrOutputParser()
+    answer = chain.invoke({"question": "What is the capital of France?"})
+    expected = engine.generate(
+        [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "What is the capital of France?"}],
+        settings=GenerationSettings(max_new_tokens=24),
+    ).text
+    assert answer == expected and "Paris" in answer
+
+
+def test_outside_flag_decision_corrupts(chat):
+    clean = chat.invoke(HP)
+    assert "Rowling" in clean.content
+    flagged = chat.bind(eco_flag=True).invoke(HP)
+    assert flagged.content != clean.content and "Rowling" not in flagged.content
+    explicit = chat.invoke(HP, eco_flag=FlagDecision.flag())
+    assert explicit.content == flagged.content
+    assert clean.usage_metadata["output_tokens"] > 0
+
+
+def test_flag_decider_decides_by_itself(engine):
+    class KeywordDecider:
+        def decide(self, messages):
+            return FlagDecision(flagged="Harry" in messages[-1]["content"])
+
+    chat = EcoChatModel(model="smollm2-135m", max_new_tokens=24, flag_decider=KeywordDecider())
+    assert "Rowling" not in chat.invoke(HP).content
+    assert "Paris" in chat.invoke("What is the capital of France?").content
+
+
+def test_multi_turn_messages(chat):
+    msgs = [SystemMessage("You are terse."), HumanMessage("Hi"), AIMessage("Hello!"), HumanMessage("What is 2 plus 2?")]
+    assert chat.invoke(msgs).content
+
+
+async def test_sync_async_and_streaming_paths_agree(chat):
+    sync = chat.invoke(HP).content
+    assert (await chat.ainvoke(HP)).content == sync
+    assert "".join(c.content for c in chat.stream(HP)) == sync
+    assert "".join([c.content async for c in chat.astream(HP)]) == sync
+    flagged = chat.invoke(HP, eco_flag=True).content
+    assert "".join([c.content async for c in chat.astream(HP, eco_flag=True)]) == flagged
+
+
+def test_stop_is_honoured(chat):
+    full = chat.invoke(HP).content
+    cut = chat.invoke(HP, stop=["Rowling"]).content
+    assert cut == full[: full.index("Rowling")]
+
+
+def test_bad_settings_are_rejected():
+    # pydantic wraps our ConfigError in its ValidationError (a ValueError), as for any LangChain model
+    with pytest.raises(ValueError, match=r"EcoChatModel\.top_p: Input should be less than or equal to 1"):
+        EcoChatModel(model="smollm2-135m", top_p=1.5)
