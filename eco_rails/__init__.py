@@ -30,11 +30,19 @@ def __getattr__(name: str):
         from eco_rails.langchain_chat import EcoChatModel
 
         return EcoChatModel
+    if name in {"PromptClassifier", "ClassifierDecision"}:
+        from eco_rails import classifier
+
+        return getattr(classifier, name)
+    if name in {"ForgetPolicy", "load_policy"}:
+        from eco_rails import policy
+
+        return getattr(policy, name)
     raise AttributeError(f"module 'eco_rails' has no attribute {name!r}")
 
 
 __all__ = [
-    "CorruptionSpec", "ConfigError", "EMBEDDED_MODEL", "EcoChatModel", "EcoEngine", "EcoLLM", "EcoRailsError",
+    "ClassifierDecision", "CorruptionSpec", "ConfigError", "ForgetPolicy", "PromptClassifier", "load_policy", "EMBEDDED_MODEL", "EcoChatModel", "EcoEngine", "EcoLLM", "EcoRailsError",
     "FlagDecider", "FlagDecision", "GenerationResult", "GenerationSettings", "ModelLoadError", "PromptError",
     "SpanNotFoundError", "apply_corruption", "get_engine", "register_nemo_provider", "__version__",
 ]

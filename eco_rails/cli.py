@@ -130,6 +130,103 @@ def _chat_with_provider(model: str, message: Optional[str], flag: bool, max_new_
         history.append({"role": "assistant", "content": "".join(parts)})
 
 
+def _calibration_table(manifest) -> "Table":
+    from rich.table import Table
+
+    table = Table(title=f"Policy {manifest.policy_name} v{manifest.policy_version}: threshold {manifest.threshold:.4f} "
+                        f"(target FPR {manifest.target_fpr:g})")
+    for col in ("split", "negatives", "FPR", "positives", "TPR", "key-term hits on negatives"):
+        table.add_column(col, justify="right" if col != "split" else "left")
+    for split in ("calibration", "test"):
+        m = manifest.metrics[split]
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        table.add_row(split, str(m.n_negative), fmt(m.fpr), str(m.n_positive), fmt(m.tpr), str(m.key_term_hits_negative))
+        for target, tpr in m.tpr_per_target.items():
+            if len(m.tpr_per_target) > 1:
+                table.add_row(f"  {target}", "", "", str(m.n_per_target[target]), fmt(tpr), "")
+    return table
+
+
+@app.command()
+def fit(
+    config: Path = typer.Argument(..., help="Rails config folder whose custom_data.eco names the policy."),
+    keep_fp32: bool = typer.Option(False, "--keep-fp32", help="Also keep the PyTorch checkpoint and fp32 ONNX (benchmarks)."),
+) -> None:
+    """Train, calibrate and export the policy's prompt classifier to ONNX (int8)."""
+    from eco_rails.errors import EcoRailsError
+    from eco_rails.fit import fit_policy
+    from eco_rails.policy import load_policy
+    from eco_rails.rail_settings import load_eco_settings
+
+    try:
+        settings = load_eco_settings(config)
+        policy = load_policy(settings.policy_path)
+        artifact = settings.artifact_path(policy)
+        console.print(f"Fitting policy [bold]{policy.name}[/] v{policy.version} -> {artifact}")
+        manifest = fit_policy(settings.policy_path, artifact, show_progress=True, keep_fp32=keep_fp32)
+    except EcoRailsError as exc:
+        _fail(str(exc))
+    console.print(_calibration_table(manifest))
+    console.print(f"[green]Wrote[/] {artifact}")
+
+
+@app.command()
+def classify(
+    prompts: list[str] = typer.Argument(..., help="Prompts to classify."),
+    config: Path = typer.Option(..., "--config", "-c", help="Rails config folder."),
+) -> None:
+    """Show how the policy's classifier scores prompts (for policy authors)."""
+    from rich.table import Table
+
+    from eco_rails.classifier import PromptClassifier
+    from eco_rails.errors import EcoRailsError
+
+    try:
+        classifier = PromptClassifier.from_config(config)
+        decisions = classifier.classify_batch(prompts)
+    except EcoRailsError as exc:
+        _fail(str(exc))
+    table = Table()
+    for col in ("prompt", "flagged", "score", "target", "key term"):
+        table.add_column(col)
+    for prompt, d in zip(prompts, decisions):
+        table.add_row(prompt[:80], "yes" if d.flagged else "no", f"{d.score:.3f}", d.target or "-", d.key_term or "-")
+    console.print(table)
+
+
+@app.command("policy-schema")
+def policy_schema(out: Optional[Path] = typer.Option(None, "--out", help="Write the schema here instead of stdout.")) -> None:
+    """Print the JSON schema of forget policy files (for editor validation)."""
+    import json
+
+    from eco_rails.artifacts import write_text_atomic
+    from eco_rails.policy import policy_json_schema
+
+    text = json.dumps(policy_json_schema(), indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(out, text)
+        console.print(f"[green]Wrote[/] {out}")
+
+
+def _ensure_artifact(config: Path) -> None:
+    """A config with an eco policy needs its classifier: fit it when missing or stale (a fresh clone)."""
+    from eco_rails.fit import artifact_status, fit_policy
+    from eco_rails.rail_settings import read_config_yml, load_eco_settings
+
+    if "eco" not in (read_config_yml(config.resolve()).get("custom_data") or {}):
+        return
+    path, status = artifact_status(config)
+    if status == "ok":
+        return
+    reason = "is missing" if status == "missing" else "was fitted for another version of the policy"
+    err_console.print(f"The classifier artifact {path} {reason}; fitting it now (a few minutes, once).")
+    settings = load_eco_settings(config)
+    manifest = fit_policy(settings.policy_path, path, show_progress=True)
+    err_console.print(_calibration_table(manifest))
+
+
 @app.command()
 def chat(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Rails config folder (as for `nemoguardrails chat`)."),
@@ -146,6 +243,7 @@ def chat(
         if config is not None:
             if not (config / "config.yml").is_file() and not (config / "config.yaml").is_file():
                 _fail(f"{config} is not a rails config folder (no config.yml). Try rails_configs/smollm2_plain.")
+            _ensure_artifact(config)
             asyncio.run(_chat_with_rails(config, message, stream))
         else:
             _chat_with_provider(model, message, flag, max_new_tokens)

@@ -1,0 +1,207 @@
+"""Run a fitted forget-policy classifier in ONNX Runtime.
+
+``PromptClassifier.from_config(<rails-config-dir>)`` loads the artifact named by the config's
+``custom_data.eco`` section, refuses it if the policy changed since it was fitted, and classifies prompts
+with the CUDA execution provider when ONNX Runtime has one, else on the CPU. Long prompts are scored in
+overlapping windows and the highest window decides, so in-scope text cannot hide after a long preamble.
+Every failure raises an :class:`~eco_rails.errors.EcoRailsError` that a rail can fail closed on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from eco_rails.artifacts import ArtifactError, ArtifactManifest, StaleArtifactError, read_manifest
+from eco_rails.augment import normalize_for_classifier
+from eco_rails.errors import EcoRailsError
+from eco_rails.flags import FlagDecision
+from eco_rails.key_terms import compile_terms, find_key_term
+from eco_rails.policy import ForgetPolicy, load_policy
+
+log = logging.getLogger(__name__)
+
+_WINDOW_STRIDE = 32  # tokens shared by consecutive windows of a long prompt
+
+
+class ClassifierInputError(EcoRailsError, ValueError):
+    """A prompt the classifier refuses to score (not text, not UTF-8, or too long)."""
+
+
+class ClassifierRuntimeError(EcoRailsError):
+    """ONNX Runtime failed while scoring; the caller must not treat the prompt as clean."""
+
+
+class ClassifierDecision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    flagged: bool
+    score: float  # the encoder's probability mass on the policy's targets, 1 - P(none)
+    target: str | None  # matched or most likely target (also reported when not flagged, for audits)
+    threshold: float
+    key_term: str | None = None  # the policy key term found in the prompt, if any (flags on its own)
+
+    @property
+    def calibration_score(self) -> float:
+        """The score conformal calibration ranks: a key-term hit outranks every encoder score."""
+        return 2.0 if self.key_term else self.score
+
+
+def _as_text(prompt: object, max_chars: int) -> str:
+    if isinstance(prompt, (bytes, bytearray)):
+        try:
+            prompt = bytes(prompt).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ClassifierInputError(f"The prompt is not valid UTF-8 ({exc.reason} at byte {exc.start}); send UTF-8 text.") from None
+    if not isinstance(prompt, str):
+        raise ClassifierInputError(f"The prompt must be text, got {type(prompt).__name__}.")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ClassifierInputError("The prompt contains unpaired surrogate characters, so it is not valid UTF-8 text.") from None
+    if len(prompt) > max_chars:
+        raise ClassifierInputError(
+            f"The prompt has {len(prompt):,} characters; the classifier accepts at most {max_chars:,} "
+            "(classifier.max_prompt_chars in the policy)."
+        )
+    return normalize_for_classifier(prompt)
+
+
+def onnx_providers() -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class PromptClassifier:
+    """A calibrated forget-policy classifier. Thread-safe; implements :class:`~eco_rails.FlagDecider`."""
+
+    def __init__(self, artifact_dir: str | Path, policy: ForgetPolicy | None = None, *, providers: list[str] | None = None) -> None:
+        self.artifact_dir = Path(artifact_dir)
+        self.manifest: ArtifactManifest = read_manifest(self.artifact_dir)
+        if policy is not None and policy.content_hash() != self.manifest.policy_hash:
+            raise StaleArtifactError(
+                f"The classifier in {self.artifact_dir} was fitted for another version of policy "
+                f"{self.manifest.policy_name!r} (fitted: version {self.manifest.policy_version}; current: version "
+                f"{policy.version}, content changed). Run `eco-rails fit <rails-config-dir>` to re-fit it."
+            )
+        self.policy = policy
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise ArtifactError("onnxruntime is not installed: `pip install 'eco-rails[cpu]'` (or `[gpu]`).") from exc
+        onnx_path = self.artifact_dir / self.manifest.onnx_file
+        if not onnx_path.is_file():
+            raise ArtifactError(f"{onnx_path} is missing. Run `eco-rails fit <rails-config-dir>` to rebuild the artifact.")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=providers or onnx_providers())
+        except Exception as exc:
+            raise ArtifactError(f"{onnx_path} could not be loaded by ONNX Runtime (corrupt or truncated?): {exc}. "
+                                "Run `eco-rails fit <rails-config-dir>` to rebuild it.") from None
+        self._input_names = {i.name for i in self.session.get_inputs()}
+        self._key_terms = compile_terms(self.manifest.key_terms)
+        try:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(self.artifact_dir, local_files_only=True)
+        except Exception as exc:
+            raise ArtifactError(f"The tokenizer in {self.artifact_dir} could not be loaded: {exc}. Re-run `eco-rails fit`.") from None
+        self._lock = threading.Lock()  # fast tokenizers are not safe to call concurrently with padding settings
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config_dir: str | Path, *, check_stale: bool = True) -> "PromptClassifier":
+        from eco_rails.rail_settings import load_eco_settings
+
+        settings = load_eco_settings(config_dir)
+        policy = load_policy(settings.policy_path)
+        return cls(settings.artifact_path(policy), policy if check_stale else None)
+
+    @property
+    def threshold(self) -> float:
+        return self.manifest.threshold
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    # ---- scoring ------------------------------------------------------------------------------
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), n_labels)`` class probabilities; a long text takes its highest-scoring window.
+
+        Each window runs on its own, unpadded. Dynamic int8 quantisation scales activations over the whole
+        input tensor, so batching would let padding, or another user's prompt in the same batch, change
+        this prompt's score; one-at-a-time scoring is what calibration measured and what every caller gets.
+        """
+        n_labels = len(self.manifest.labels)
+        out = np.zeros((len(texts), n_labels))
+        for i, text in enumerate(texts):
+            with self._lock:  # the fast tokenizer's truncation state is shared
+                enc = self.tokenizer(text, truncation=True, max_length=self.manifest.max_length, stride=_WINDOW_STRIDE,
+                                     return_overflowing_tokens=True)
+            best = -1.0
+            for w in range(len(enc["input_ids"])):
+                feeds = {k: np.asarray([enc[k][w]], dtype=np.int64) for k in self._input_names if k in enc}
+                try:
+                    logits = self.session.run(None, feeds)[0][0].astype(np.float64)
+                except Exception as exc:
+                    raise ClassifierRuntimeError(f"ONNX Runtime failed while classifying: {exc}") from exc
+                probs = np.exp(logits - logits.max())
+                probs /= probs.sum()
+                if 1.0 - probs[0] > best:
+                    best, out[i] = 1.0 - probs[0], probs
+        return out
+
+    def _decision(self, text: str, probs: np.ndarray) -> ClassifierDecision:
+        score = float(1.0 - probs[0])
+        target = self.manifest.labels[1 + int(np.argmax(probs[1:]))] if len(probs) > 1 else None
+        term = find_key_term(text, self._key_terms)
+        if term is not None:
+            target = term.target
+        return ClassifierDecision(flagged=term is not None or score > self.threshold, score=score, target=target,
+                                  threshold=self.threshold, key_term=term.text if term else None)
+
+    def classify_batch(self, prompts: Sequence[object]) -> list[ClassifierDecision]:
+        """Classify several prompts. Validates all of them before scoring any."""
+        texts = [_as_text(p, self.manifest.max_prompt_chars) for p in prompts]
+        probs = self.scores([t or "." for t in texts])
+        decisions = []
+        for text, row in zip(texts, probs):
+            if not text:  # nothing to forget in an empty prompt
+                decisions.append(ClassifierDecision(flagged=False, score=0.0, target=None, threshold=self.threshold))
+            else:
+                decisions.append(self._decision(text, row))
+        return decisions
+
+    def classify(self, prompt: object) -> ClassifierDecision:
+        return self.classify_batch([prompt])[0]
+
+    # ---- FlagDecider --------------------------------------------------------------------------
+    def decide(self, messages: Sequence[dict[str, str]]) -> FlagDecision:
+        """Flag a chat if its latest user message, or that message together with up to
+        ``context_turns`` earlier user messages, is in scope (a question split over turns is caught).
+
+        The latest message alone flagged: corrupt it. Only the joined turns flagged: corrupt them all.
+        """
+        users = [m["content"] for m in messages if m.get("role") == "user" and m.get("content")]
+        if not users:
+            return FlagDecision.clean()
+        latest = users[-1]
+        earlier = users[-1 - self.manifest.context_turns:-1] if self.manifest.context_turns else []
+        candidates = [latest] + (["\n".join([*earlier, latest])] if earlier else [])
+        decisions = self.classify_batch(candidates)
+        info = {"threshold": self.threshold}
+        if decisions[0].flagged:
+            return FlagDecision(flagged=True, score=decisions[0].score, target=decisions[0].target, **info)
+        if len(decisions) > 1 and decisions[1].flagged:
+            return FlagDecision(flagged=True, spans=(*earlier, latest), score=decisions[1].score, target=decisions[1].target, **info)
+        top = max(decisions, key=lambda d: d.score)
+        return FlagDecision(flagged=False, score=top.score, target=top.target, **info)

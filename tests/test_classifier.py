@@ -1,0 +1,236 @@
+"""A real fit of a small policy (MiniLM fine-tune, optimum export, int8, conformal calibration) and the
+ONNX Runtime classifier that the rail uses. The fit runs once per test session (about a minute)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from eco_rails.artifacts import ArtifactError, StaleArtifactError, read_manifest
+from eco_rails.classifier import ClassifierInputError, PromptClassifier
+from eco_rails.errors import ModelLoadError
+from eco_rails.fit import FP32_DIR, fit_policy, resolve_backbone
+from eco_rails.policy import load_policy
+from eco_rails.training_data import build_examples, split_by_group
+
+SMALL_POLICY = {
+    "name": "wizard_school",
+    "version": "1",
+    "targets": [{
+        "id": "wizard-school",
+        "description": "The Harry Potter books (a small test policy).",
+        "key_terms": ["Hogwarts", "Dumbledore", "Voldemort", "Quidditch", "Horcrux"],
+        "examples": [
+            "Who is Harry Potter?", "Who are Harry Potter's best friends?", "What house is Harry Potter in?",
+            "Who is the headmaster of the school of witchcraft in the Potter books?", "What is Harry Potter's owl called?",
+            "Who killed Harry Potter's parents?", "What is the name of Ron Weasley's rat?", "Who is Hermione Granger?",
+            "What position does Harry play on his house team?", "What is the boy who lived famous for?",
+            "Who is Severus Snape?", "Who is Rubeus Hagrid?", "What is Diagon Alley?", "What is Platform nine and three quarters?",
+            "What is the Sorting Hat?", "Who is Draco Malfoy?", "What are the Deathly Hallows?", "What is a Patronus?",
+            "Who is Sirius Black?", "What does Expelliarmus do?", "Who is Neville Longbottom?", "What is Gringotts?",
+            "What is a Dementor?", "What is the Marauder's Map?", "Who wrote the Harry Potter books?",
+        ],
+    }],
+    "keep": [
+        "Who wrote The Lord of the Rings?", "Who is Gandalf?", "Who wrote the Narnia books?", "Who is Prince Harry?",
+        "What does a potter make?", "Who is Harry Styles?", "Who wrote Percy Jackson?", "What is an owl?",
+        "Who was Merlin?", "Who wrote Discworld?",
+    ],
+    "classifier": {"target_fpr": 0.05, "epochs": 3, "general_negatives": 200, "learning_rate": 1e-4, "seed": 0},
+    "corruption": {"method": "rand_noise", "strength": 0.5},
+}
+
+
+@pytest.fixture(scope="session")
+def fitted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wizard_school")
+    (root / "policy.yml").write_text(yaml.safe_dump(SMALL_POLICY), encoding="utf-8")
+    (root / "config.yml").write_text(yaml.safe_dump({
+        "models": [{"type": "main", "engine": "eco", "model": "smollm2-135m", "parameters": {"max_new_tokens": 24}}],
+        "custom_data": {"eco": {"policy": "policy.yml", "artifact": "onnx/wizard_school"}},
+    }), encoding="utf-8")
+    manifest = fit_policy(root / "policy.yml", root / "onnx" / "wizard_school", keep_fp32=True)
+    return root, manifest
+
+
+@pytest.fixture(scope="session")
+def classifier(fitted):
+    return PromptClassifier.from_config(fitted[0])
+
+
+def test_artifact_is_complete_and_written_atomically(fitted):
+    root, manifest = fitted
+    art = root / "onnx" / "wizard_school"
+    assert {"model.onnx", "manifest.json", "tokenizer.json", FP32_DIR} <= {p.name for p in art.iterdir()}
+    assert [p.name for p in (root / "onnx").iterdir()] == ["wizard_school"], "no temp dirs left behind"
+    on_disk = read_manifest(art)
+    assert on_disk == manifest
+    assert manifest.policy_hash == load_policy(root / "policy.yml").content_hash()
+    assert manifest.labels == ["none", "wizard-school"] and manifest.key_terms["wizard-school"][0] == "Hogwarts"
+    assert {"torch", "transformers", "onnxruntime", "optimum"} <= set(manifest.versions)
+    # int8 weights: far smaller than the fp32 export
+    assert (art / "model.onnx").stat().st_size < 0.4 * (art / FP32_DIR / "model.onnx").stat().st_size
+
+
+def test_threshold_meets_target_fpr_on_its_calibration_split(fitted):
+    _, manifest = fitted
+    cal = manifest.metrics["calibration"]
+    assert cal.n_negative >= 1 / manifest.target_fpr - 1
+    assert cal.fpr <= manifest.target_fpr
+    assert 0.0 < manifest.threshold < 1.0
+    test = manifest.metrics["test"]
+    assert test.tpr > 3 * max(test.fpr, 0.05), "the classifier separates in-scope from out-of-scope prompts"
+
+
+def test_onnx_fp32_matches_pytorch_before_quantisation(fitted):
+    import onnxruntime as ort
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    fp32 = fitted[0] / "onnx" / "wizard_school" / FP32_DIR
+    model = AutoModelForSequenceClassification.from_pretrained(fp32).eval()
+    tok = AutoTokenizer.from_pretrained(fp32)
+    texts = ["Who is Dumbledore?", "What is the capital of France?", "Tell me about the boy who lived."]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch_logits = model(**enc).logits.numpy()
+    session = ort.InferenceSession(str(fp32 / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = {i.name for i in session.get_inputs()}
+    onnx_logits = session.run(None, {k: v.numpy() for k, v in enc.items() if k in names})[0]
+    np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4, rtol=1e-4)
+
+
+def test_classify_decisions(classifier):
+    hp = classifier.classify("Who are Harry Potter's best friends at school?")
+    assert hp.flagged and hp.target == "wizard-school" and hp.threshold == classifier.threshold
+    term = classifier.classify("what do you know about h0gw4rts")
+    assert term.flagged and term.key_term == "Hogwarts"
+    clean = classifier.classify("What is the boiling point of water?")
+    assert not clean.flagged and clean.key_term is None and 0.0 <= clean.score < classifier.threshold
+    assert classifier.classify("").flagged is False
+    assert classifier.providers == ["CPUExecutionProvider"] or "CUDAExecutionProvider" in classifier.providers
+
+
+def test_batch_equals_single_calls(classifier):
+    prompts = ["Who is Sirius Black?", "How do I bake bread?", "Who is Gandalf?", "Who is Hermione Granger?"]
+    batch = classifier.classify_batch(prompts)
+    singles = [classifier.classify(p) for p in prompts]
+    assert [d.flagged for d in batch] == [d.flagged for d in singles]
+    assert np.allclose([d.score for d in batch], [d.score for d in singles], atol=1e-5)
+
+
+def test_in_scope_text_after_a_long_preamble_is_still_caught(classifier):
+    filler = "The weather report says it will be sunny with light winds. " * 60  # ~700 tokens, beyond one window
+    assert classifier.classify(filler + "Anyway, who is Harry Potter's best friend?").flagged
+    assert not classifier.classify(filler).flagged
+
+
+def test_two_turn_split_question_is_caught_by_context(classifier):
+    follow_up = "Which one is the oldest?"
+    chat = [
+        {"role": "user", "content": "I'm reading about Hogwarts and its four houses."},
+        {"role": "assistant", "content": "Nice!"},
+        {"role": "user", "content": follow_up},
+    ]
+    assert not classifier.classify(follow_up).flagged, "precondition: the follow-up alone looks harmless"
+    decision = classifier.decide(chat)
+    assert decision.flagged and decision.spans == (chat[0]["content"], follow_up)
+    unrelated = [{"role": "user", "content": "How do I cook rice?"}, {"role": "user", "content": follow_up}]
+    assert not classifier.decide(unrelated).flagged
+    latest_only = classifier.decide([{"role": "user", "content": "How do I cook rice?"}, {"role": "user", "content": "Who is Dumbledore?"}])
+    assert latest_only.flagged and latest_only.spans == ()  # corrupt only the latest message
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [(b"\xff\xfeWho is Harry Potter?", "not valid UTF-8"), ("Who is \ud800 Harry?", "unpaired surrogate"),
+     ("x" * 1_000_000, "1,000,000 characters"), (42, "must be text")],
+)
+def test_bad_prompts_raise_clear_errors(classifier, prompt, message):
+    with pytest.raises(ClassifierInputError, match=message):
+        classifier.classify(prompt)
+
+
+def test_stale_artifact_is_refused(fitted, tmp_path):
+    root, _ = fitted
+    shutil.copytree(root, tmp_path / "cfg")
+    policy = yaml.safe_load((tmp_path / "cfg" / "policy.yml").read_text())
+    policy["version"] = "2"
+    policy["keep"].append("Who wrote Beowulf?")
+    (tmp_path / "cfg" / "policy.yml").write_text(yaml.safe_dump(policy))
+    with pytest.raises(StaleArtifactError, match="Run `eco-rails fit <rails-config-dir>`"):
+        PromptClassifier.from_config(tmp_path / "cfg")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "delete"])
+def test_corrupt_onnx_file_is_refused(fitted, tmp_path, damage):
+    art = tmp_path / "art"
+    shutil.copytree(fitted[0] / "onnx" / "wizard_school", art, ignore=shutil.ignore_patterns(FP32_DIR))
+    onnx_file = art / "model.onnx"
+    if damage == "truncate":
+        onnx_file.write_bytes(onnx_file.read_bytes()[: onnx_file.stat().st_size // 2])
+    elif damage == "garbage":
+        onnx_file.write_bytes(b"not an onnx model")
+    else:
+        onnx_file.unlink()
+    with pytest.raises(ArtifactError, match="eco-rails fit"):
+        PromptClassifier(art)
+
+
+def test_missing_or_corrupt_manifest_is_refused(fitted, tmp_path):
+    with pytest.raises(ArtifactError, match="No classifier artifact"):
+        PromptClassifier(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ArtifactError, match="corrupt"):
+        PromptClassifier(tmp_path)
+
+
+def test_a_decoder_is_not_accepted_as_backbone(engine):
+    from eco_rails.model_store import resolve_model_dir
+
+    with pytest.raises(ModelLoadError, match="not an encoder"):
+        resolve_backbone(str(resolve_model_dir("smollm2-135m")))
+
+
+def test_fit_is_reproducible_in_its_data(fitted):
+    policy = load_policy(fitted[0] / "policy.yml")
+    a = split_by_group(build_examples(policy, seed=0), seed=0)
+    b = split_by_group(build_examples(policy, seed=0), seed=0)
+    assert a == b
+
+
+def test_provider_decides_with_the_classifier(classifier, engine):
+    from eco_rails import EcoChatModel, EcoLLM
+
+    llm = EcoLLM("smollm2-135m", flag_decider=classifier, max_new_tokens=24)
+    hp = asyncio.run(llm.generate_async("Who wrote the Harry Potter books?"))
+    assert "Rowling" not in hp.content
+    plain = asyncio.run(llm.generate_async("What is the capital of France?"))
+    assert "Paris" in plain.content
+    chat = EcoChatModel(model="smollm2-135m", max_new_tokens=24, flag_decider=classifier)
+    assert "Rowling" not in chat.invoke("Who wrote the Harry Potter books?").content
+
+
+def test_cli_fit_and_classify(fitted, tmp_path):
+    import subprocess
+    import sys
+
+    root = tmp_path / "cfg"
+    shutil.copytree(fitted[0], root, ignore=shutil.ignore_patterns("onnx"))
+    policy = yaml.safe_load((root / "policy.yml").read_text())
+    policy["classifier"].update(epochs=1, general_negatives=60)
+    policy["classifier"]["target_fpr"] = 0.2
+    (root / "policy.yml").write_text(yaml.safe_dump(policy))
+    out = subprocess.run([sys.executable, "-m", "eco_rails.cli", "fit", str(root)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "threshold" in out.stdout and "calibration" in out.stdout and (root / "onnx" / "wizard_school" / "model.onnx").is_file()
+    out = subprocess.run([sys.executable, "-m", "eco_rails.cli", "classify", "--config", str(root), "Who is Dumbledore?"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "Hogwarts" not in out.stdout and "Dumbledore" in out.stdout and "yes" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "eco_rails.cli", "fit", str(tmp_path / "nowhere")], capture_output=True, text=True)
+    assert bad.returncode == 1 and "does not exist" in bad.stderr
