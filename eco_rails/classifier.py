@@ -185,23 +185,28 @@ class PromptClassifier:
         return self.classify_batch([prompt])[0]
 
     # ---- FlagDecider --------------------------------------------------------------------------
-    def decide(self, messages: Sequence[dict[str, str]]) -> FlagDecision:
-        """Flag a chat if its latest user message, or that message together with up to
-        ``context_turns`` earlier user messages, is in scope (a question split over turns is caught).
+    def decide(self, messages: Sequence[dict[str, str]], max_history: int = 20) -> FlagDecision:
+        """Decide for a chat (oldest message first). ``spans`` names every user text to corrupt:
 
-        The latest message alone flagged: corrupt it. Only the joined turns flagged: corrupt them all.
+        * the latest user message, if it is in scope on its own;
+        * each earlier user message (up to ``max_history``) that is in scope on its own: it sits in the
+          history the model reads, so it must not leak the knowledge either;
+        * the latest message *and* the ``context_turns`` user messages before it, if only together they
+          are in scope (a question split over turns: "I'm reading about Hogwarts." / "Which house is oldest?").
         """
         users = [m["content"] for m in messages if m.get("role") == "user" and m.get("content")]
         if not users:
             return FlagDecision.clean()
-        latest = users[-1]
-        earlier = users[-1 - self.manifest.context_turns:-1] if self.manifest.context_turns else []
-        candidates = [latest] + (["\n".join([*earlier, latest])] if earlier else [])
+        latest, earlier = users[-1], users[:-1][-max_history:]
+        window = earlier[len(earlier) - self.manifest.context_turns:] if self.manifest.context_turns and earlier else []
+        candidates = [latest, *earlier] + (["\n".join([*window, latest])] if window else [])
         decisions = self.classify_batch(candidates)
-        info = {"threshold": self.threshold}
-        if decisions[0].flagged:
-            return FlagDecision(flagged=True, score=decisions[0].score, target=decisions[0].target, **info)
-        if len(decisions) > 1 and decisions[1].flagged:
-            return FlagDecision(flagged=True, spans=(*earlier, latest), score=decisions[1].score, target=decisions[1].target, **info)
-        top = max(decisions, key=lambda d: d.score)
-        return FlagDecision(flagged=False, score=top.score, target=top.target, **info)
+        latest_d, earlier_d = decisions[0], decisions[1:1 + len(earlier)]
+        spans: list[str] = [latest] if latest_d.flagged else []
+        spans += [text for text, d in zip(earlier, earlier_d) if d.flagged]
+        window_flagged = any(d.flagged for d in earlier_d[len(earlier) - len(window):])
+        if window and not latest_d.flagged and not window_flagged and decisions[-1].flagged:
+            spans += [*window, latest]  # only together in scope: a split question
+        top = max((d for d in decisions if d.flagged), default=max(decisions, key=lambda d: d.score), key=lambda d: d.score)
+        return FlagDecision(flagged=bool(spans), spans=tuple(dict.fromkeys(spans)), score=top.score, target=top.target,
+                            threshold=self.threshold)

