@@ -240,3 +240,21 @@ def test_cli_fit_and_classify(fitted, tmp_path):
     assert out.returncode == 0 and "Hogwarts" not in out.stdout and "Dumbledore" in out.stdout and "yes" in out.stdout
     bad = subprocess.run([sys.executable, "-m", "eco_rails.cli", "fit", str(tmp_path / "nowhere")], capture_output=True, text=True)
     assert bad.returncode == 1 and "does not exist" in bad.stderr
+
+
+def test_any_local_encoder_directory_works_as_backbone(tmp_path, minilm_dir):
+    """A small randomly initialised BERT saved as a plain HF directory (with MiniLM's tokenizer)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    backbone = tmp_path / "tiny-bert"
+    tok = AutoTokenizer.from_pretrained(minilm_dir)
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(backbone)
+    tok.save_pretrained(backbone)
+    policy = json.loads(json.dumps(SMALL_POLICY))
+    policy["classifier"].update(backbone=str(backbone), epochs=1, general_negatives=60, target_fpr=0.2)
+    (tmp_path / "policy.yml").write_text(yaml.safe_dump(policy))
+    manifest = fit_policy(tmp_path / "policy.yml", tmp_path / "art")
+    assert manifest.backbone == str(backbone)
+    assert PromptClassifier(tmp_path / "art").classify("Tell me about Hogwarts").flagged  # key term

@@ -215,3 +215,32 @@ def test_a_flagged_earlier_turn_stays_corrupted_in_later_prompts(hp, plain, capl
     assert prompt.count("\ue0e2") == 1, "one reference: the earlier Harry Potter turn, classified once"
     assert "Dropped" not in caplog.text, "every marker verifies"
     assert answer.strip()
+
+
+def _with_rails_options(tmp_path, **top_level):
+    cfg = config_copy(tmp_path)
+    data = yaml.safe_load((cfg / "config.yml").read_text())
+    for key, value in top_level.items():
+        if key == "parallel":
+            data["rails"]["input"]["parallel"] = value
+        else:
+            data[key] = value
+    (cfg / "config.yml").write_text(yaml.safe_dump(data))
+    return cfg
+
+
+def test_parallel_input_rails(tmp_path, plain):
+    """Parallel input rails run actions in separate asyncio tasks: the marker still reaches the provider."""
+    rails = rails_for(_with_rails_options(tmp_path, parallel=True))
+    answer = ask(rails, HP_QUESTIONS[0])
+    assert answer.strip() and answer != REFUSAL and not HP_WORDS.search(answer)
+    assert ask(rails, OTHER_QUESTIONS[0]) == ask(plain, OTHER_QUESTIONS[0])
+
+
+def test_passthrough_mode_hands_the_provider_the_marked_chat(tmp_path, engine):
+    rails = rails_for(_with_rails_options(tmp_path, passthrough=True))
+    answer = ask(rails, HP_QUESTIONS[0])
+    assert answer.strip() and answer != REFUSAL and not HP_WORDS.search(answer)
+    other = [{"role": "user", "content": OTHER_QUESTIONS[0]}]
+    expected = engine.generate(other, settings=rails.llm.settings.generation()).text
+    assert rails.generate(messages=other)["content"] == expected, "passthrough: the plain chat answer"
