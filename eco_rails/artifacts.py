@@ -61,6 +61,7 @@ class ArtifactManifest(BaseModel):
     metrics: dict[str, SplitMetrics]
     key_terms: dict[str, list[str]] = Field(default_factory=dict)  # target id -> terms matched lexically
     learned_strength: dict[str, float] = Field(default_factory=dict)
+    optimization: dict | None = None  # the optimize run's report (objective values, fluency, budget)
     versions: dict[str, str]
     created_at: str
     seed: int

@@ -151,8 +151,9 @@ def _calibration_table(manifest) -> "Table":
 def fit(
     config: Path = typer.Argument(..., help="Rails config folder whose custom_data.eco names the policy."),
     keep_fp32: bool = typer.Option(False, "--keep-fp32", help="Also keep the PyTorch checkpoint and fp32 ONNX (benchmarks)."),
+    skip_optimize: bool = typer.Option(False, "--skip-optimize", help="Do not learn the corruption strength now."),
 ) -> None:
-    """Train, calibrate and export the policy's prompt classifier to ONNX (int8)."""
+    """Train, calibrate and export the policy's classifier to ONNX (int8); then learn the corruption strength."""
     from eco_rails.errors import EcoRailsError
     from eco_rails.fit import fit_policy
     from eco_rails.policy import load_policy
@@ -164,10 +165,40 @@ def fit(
         artifact = settings.artifact_path(policy)
         console.print(f"Fitting policy [bold]{policy.name}[/] v{policy.version} -> {artifact}")
         manifest = fit_policy(settings.policy_path, artifact, show_progress=True, keep_fp32=keep_fp32)
+        console.print(_calibration_table(manifest))
+        if policy.corruption.strength == "auto" and policy.optimization.data and not skip_optimize:
+            from eco_rails.optimize import optimize_strength
+
+            _print_optimization(optimize_strength(config, show_progress=True))
     except EcoRailsError as exc:
         _fail(str(exc))
-    console.print(_calibration_table(manifest))
     console.print(f"[green]Wrote[/] {artifact}")
+
+
+def _print_optimization(report: dict) -> None:
+    status = "[green]reached[/]" if report["reached_target"] else "[red]NOT reached[/]"
+    console.print(
+        f"Learned strength {report['strength']:.4f}: forget accuracy {report['plain_accuracy']:.2f} -> {report['accuracy']:.2f} "
+        f"(target <= {report['target_accuracy']:.2f}, {status}) in {report['evaluations']} evaluations / "
+        f"{report['forward_passes']} forward passes"
+    )
+    if report.get("fluency"):
+        f = report["fluency"]
+        console.print(f"Fluency: corrupted/clean answer perplexity {f['corrupted_perplexity']:.1f}/{f['clean_perplexity']:.1f} "
+                      f"= {f['ratio']:.2f} ({'within' if report['fluent'] else '[red]over[/]'} the bound)")
+
+
+@app.command()
+def optimize(config: Path = typer.Argument(..., help="Rails config folder.")) -> None:
+    """Learn the corruption strength (strength: auto) by zeroth-order search; forward passes only."""
+    from eco_rails.errors import EcoRailsError
+    from eco_rails.optimize import optimize_strength
+
+    try:
+        report = optimize_strength(config, show_progress=True)
+    except EcoRailsError as exc:
+        _fail(str(exc))
+    _print_optimization(report)
 
 
 @app.command()
@@ -192,6 +223,51 @@ def classify(
     for prompt, d in zip(prompts, decisions):
         table.add_row(prompt[:80], "yes" if d.flagged else "no", f"{d.score:.3f}", d.target or "-", d.key_term or "-")
     console.print(table)
+
+
+def _data_arg(value: str, default_kind: Optional[str]) -> tuple[Path, Optional[str]]:
+    """FILE or FILE:KIND (KIND forget|retain overrides --kind for that file)."""
+    path, _, kind = value.rpartition(":") if value.endswith((":forget", ":retain")) else (value, "", "")
+    return Path(path), (kind or default_kind)
+
+
+@app.command("eval")
+def eval_command(
+    config: Path = typer.Option(..., "--config", "-c", help="Rails config folder."),
+    data: list[str] = typer.Option(..., "--data", help="JSONL file (ours or TOFU format); FILE:retain or FILE:forget sets the kind of TOFU rows."),
+    out: Path = typer.Option(..., "--out", help="report.json; report.md and report.png are written next to it."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Kind of TOFU-format rows: forget or retain."),
+    generate: bool = typer.Option(False, "--generate", help="Also generate greedy answers: keyword leaks and fluency."),
+    baseline: list[str] = typer.Option([], "--baseline", help="Add a baseline: refuse, system-prompt (repeatable)."),
+    strict: bool = typer.Option(False, "--strict", help="Fail on malformed rows instead of skipping and reporting them."),
+) -> None:
+    """Evaluate forgetting and retention through the rails, with baselines; writes JSON, Markdown and PNG."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from eco_rails.artifacts import write_text_atomic
+    from eco_rails.errors import EcoRailsError
+    from eco_rails.evaluation import evaluate, markdown_summary, write_chart
+
+    if kind not in (None, "forget", "retain"):
+        _fail(f"--kind must be forget or retain, got {kind!r}.")
+    bad = [b for b in baseline if b not in ("refuse", "system-prompt")]
+    if bad:
+        _fail(f"Unknown baseline(s) {bad}; use refuse and/or system-prompt.")
+    try:
+        with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console) as bar:
+            task = bar.add_task("Evaluating rows", total=None)
+            report = evaluate(config, [_data_arg(d, kind) for d in data], generate=generate, baselines=baseline, strict=strict,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except EcoRailsError as exc:
+        _fail(str(exc))
+    summary = markdown_summary(report)
+    write_text_atomic(out, report.model_dump_json(indent=2))
+    write_text_atomic(out.with_suffix(".md"), summary)
+    write_chart(report, out.with_suffix(".png"))
+    console.print(summary, markup=False, highlight=False)
+    if report.skipped_rows:
+        err_console.print(f"[yellow]Skipped {len(report.skipped_rows)} malformed row(s); see {out}.[/]")
+    console.print(f"[green]Wrote[/] {out}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
 
 
 @app.command("policy-schema")

@@ -42,3 +42,17 @@ class FlagDecider(Protocol):
     """
 
     def decide(self, messages: Sequence[dict[str, str]]) -> FlagDecision: ...
+
+
+class RailCorruption(BaseModel):
+    """How the rail wants a flagged request corrupted (the policy's settings with the learned strength)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spec: "CorruptionSpec"
+    whole_prompt: bool = False
+
+
+from eco_rails.corruptions import CorruptionSpec  # noqa: E402
+
+RailCorruption.model_rebuild()

@@ -21,7 +21,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from eco_rails.corruptions import CorruptionSpec
 from eco_rails.engine import EcoEngine, GenerationResult, get_engine
 from eco_rails.flags import FlagDecision
-from eco_rails.markers import extract as extract_markers
+from eco_rails.markers import corruption_for, extract as extract_markers
 from eco_rails.model_store import EMBEDDED_MODEL
 from eco_rails.provider_settings import ProviderSettings
 
@@ -96,8 +96,11 @@ class EcoChatModel(BaseChatModel):
         extracted = extract_markers(langchain_to_messages(messages))  # the ECO rail's signed markers, if any
         chat = extracted.prompt
         explicit = kwargs.pop("eco_flag", None)
+        corruption = self._settings.corruption
         if explicit is None and extracted.flagged:
-            explicit = FlagDecision.flag(*extracted.spans)
+            rail = next((c for c in map(corruption_for, extracted.spec_ids) if c is not None), None)
+            explicit = FlagDecision.flag(*extracted.spans, whole_prompt=bool(rail and rail.whole_prompt))
+            corruption = rail.spec if rail else corruption
         if isinstance(explicit, FlagDecision):
             flag = explicit
         elif explicit is not None:
@@ -109,7 +112,7 @@ class EcoChatModel(BaseChatModel):
         call_params = {k: v for k, v in kwargs.items() if k in {"temperature", "max_tokens", "max_new_tokens", "top_p", "seed"}}
         return chat, {
             "flag": flag,
-            "corruption": self._settings.corruption,
+            "corruption": corruption,
             "settings": self._settings.generation(stop, **call_params),
             "use_chat_template": self.chat_template,
             "system_prompt": self.system_prompt,

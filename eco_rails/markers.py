@@ -31,16 +31,32 @@ log = logging.getLogger(__name__)
 
 OPEN, CLOSE, REF, SEP = "\ue0e0", "\ue0e1", "\ue0e2", "\ue0e3"
 _MARKER_CHARS = re.compile("[\ue0e0-\ue0ef]")
-_SPAN = re.compile(f"{OPEN}([0-9a-f]{{16}})([0-9a-f]{{32}}){SEP}([^\ue0e0-\ue0ef]*){CLOSE}")
-_REFERENCE = re.compile(f"{REF}([0-9a-f]{{16}})([0-9a-f]{{1,8}}):([0-9a-f]{{32}}){SEP}")
+_SPAN = re.compile(f"{OPEN}([0-9a-f]{{16}})([0-9a-f]{{32}})([0-9a-f]{{0,16}}){SEP}([^\ue0e0-\ue0ef]*){CLOSE}")
+_REFERENCE = re.compile(f"{REF}([0-9a-f]{{16}})([0-9a-f]{{1,8}}):([0-9a-f]{{32}})([0-9a-f]{{0,16}}){SEP}")
 
 # One secret per process: markers are made and checked in the same process (rail and provider).
 _SECRET = os.urandom(32)
 
 
-def _mac(kind: str, nonce: str, text: str) -> str:
-    message = f"{kind}\x00{nonce}\x00".encode() + text.encode("utf-8", "surrogatepass")
+def _mac(kind: str, nonce: str, text: str, spec: str = "") -> str:
+    message = f"{kind}\x00{nonce}\x00{spec}\x00".encode() + text.encode("utf-8", "surrogatepass")
     return hmac.new(_SECRET, message, sha256).hexdigest()[:32]
+
+
+# Corruption settings travel as an opaque id (covered by the MAC) into this process-local table, so a
+# request is corrupted with its own policy's (learned) settings without a readable copy in the prompt.
+_SPECS: dict[str, Any] = {}
+
+
+def register_corruption(spec: Any) -> str:
+    """Register a corruption setting (any object with ``model_dump_json``) and return its id."""
+    spec_id = sha256(spec.model_dump_json().encode()).hexdigest()[:16]
+    _SPECS.setdefault(spec_id, spec)
+    return spec_id
+
+
+def corruption_for(spec_id: str) -> Any | None:
+    return _SPECS.get(spec_id)
 
 
 def neutralize(text: str) -> str:
@@ -51,7 +67,7 @@ def neutralize(text: str) -> str:
 def strip_markers(text: str) -> str:
     """Remove whole markers (valid or not), keeping the text a span marker wraps; then any stray marker
     characters. For reading text that may have passed through the rail before (e.g. chat history)."""
-    text = _SPAN.sub(lambda m: m.group(3), text)
+    text = _SPAN.sub(lambda m: m.group(4), text)
     return neutralize(_REFERENCE.sub("", text))
 
 
@@ -59,16 +75,16 @@ def has_marker_chars(text: str) -> bool:
     return bool(_MARKER_CHARS.search(text))
 
 
-def mark_span(text: str) -> str:
+def mark_span(text: str, spec_id: str = "") -> str:
     text = neutralize(text)
     nonce = os.urandom(8).hex()
-    return f"{OPEN}{nonce}{_mac('span', nonce, text)}{SEP}{text}{CLOSE}"
+    return f"{OPEN}{nonce}{_mac('span', nonce, text, spec_id)}{spec_id}{SEP}{text}{CLOSE}"
 
 
-def mark_reference(text: str) -> str:
+def mark_reference(text: str, spec_id: str = "") -> str:
     text = neutralize(text)
     nonce = os.urandom(8).hex()
-    return f"{REF}{nonce}{len(text):x}:{_mac('ref', nonce, text)}{SEP}"
+    return f"{REF}{nonce}{len(text):x}:{_mac('ref', nonce, text, spec_id)}{spec_id}{SEP}"
 
 
 @dataclass(frozen=True)
@@ -78,40 +94,43 @@ class ExtractedFlags:
     prompt: Any  # str, or a list of messages shaped like the input
     spans: tuple[str, ...]
     invalid_markers: int
+    spec_ids: tuple[str, ...] = ()  # corruption settings named by the valid markers
 
     @property
     def flagged(self) -> bool:
         return bool(self.spans)
 
 
-def _strip(text: str) -> tuple[str, list[str], list[tuple[str, int, str]], int]:
+def _strip(text: str, spec_ids: list[str]) -> tuple[str, list[str], list[tuple[str, int, str, str]], int]:
     spans: list[str] = []
     invalid = 0
 
     def verify_span(m: re.Match) -> str:
         nonlocal invalid
-        nonce, mac, inner = m.group(1), m.group(2), m.group(3)
-        if hmac.compare_digest(mac, _mac("span", nonce, inner)):
+        nonce, mac, spec, inner = m.group(1), m.group(2), m.group(3), m.group(4)
+        if hmac.compare_digest(mac, _mac("span", nonce, inner, spec)):
             spans.append(inner)
+            if spec:
+                spec_ids.append(spec)
         else:
             invalid += 1
         return inner
 
     text = _SPAN.sub(verify_span, text)
-    refs = [(m.group(1), int(m.group(2), 16), m.group(3)) for m in _REFERENCE.finditer(text)]
+    refs = [(m.group(1), int(m.group(2), 16), m.group(3), m.group(4)) for m in _REFERENCE.finditer(text)]
     text = _REFERENCE.sub("", text)
     leftovers = len(_MARKER_CHARS.findall(text))
     return _MARKER_CHARS.sub("", text), spans, refs, invalid + leftovers
 
 
-def _resolve_reference(nonce: str, length: int, mac: str, haystacks: Sequence[str]) -> str | None:
+def _resolve_reference(nonce: str, length: int, mac: str, spec: str, haystacks: Sequence[str]) -> str | None:
     for hay in haystacks:  # whole contents first (the common case), then every substring of that length
-        if len(hay) == length and hmac.compare_digest(mac, _mac("ref", nonce, hay)):
+        if len(hay) == length and hmac.compare_digest(mac, _mac("ref", nonce, hay, spec)):
             return hay
     for hay in haystacks:
         for start in range(0, len(hay) - length + 1):
             piece = hay[start:start + length]
-            if hmac.compare_digest(mac, _mac("ref", nonce, piece)):
+            if hmac.compare_digest(mac, _mac("ref", nonce, piece, spec)):
                 return piece
     return None
 
@@ -119,15 +138,16 @@ def _resolve_reference(nonce: str, length: int, mac: str, haystacks: Sequence[st
 def extract(prompt: Any) -> ExtractedFlags:
     """Verify and remove all markers from a prompt (a string, or messages as dicts or objects with
     ``content``). Invalid markers are dropped and counted, never honoured."""
+    spec_ids: list[str] = []
     if isinstance(prompt, str):
-        clean, spans, refs, invalid = _strip(prompt)
+        clean, spans, refs, invalid = _strip(prompt, spec_ids)
         contents, out_prompt = [clean], clean
     else:
         out_prompt, contents, spans, refs, invalid = [], [], [], [], 0
         for msg in prompt:
             content = msg.get("content") if isinstance(msg, dict) else getattr(msg, "content", None)
             if isinstance(content, str) and has_marker_chars(content):
-                clean, s, r, bad = _strip(content)
+                clean, s, r, bad = _strip(content, spec_ids)
                 spans += s
                 refs += r
                 invalid += bad
@@ -136,15 +156,18 @@ def extract(prompt: Any) -> ExtractedFlags:
             out_prompt.append(msg)
             if isinstance(content, str):
                 contents.append(content)
-    for nonce, length, mac in refs:
-        found = _resolve_reference(nonce, length, mac, contents)
+    for nonce, length, mac, spec in refs:
+        found = _resolve_reference(nonce, length, mac, spec, contents)
         if found is None:
             invalid += 1
         elif found.strip():
             spans.append(found)
+            if spec:
+                spec_ids.append(spec)
     if invalid:
         log.warning("Dropped %d unverifiable eco flag marker(s) from a prompt", invalid)
-    return ExtractedFlags(out_prompt, tuple(dict.fromkeys(s for s in spans if s.strip())), invalid)
+    return ExtractedFlags(out_prompt, tuple(dict.fromkeys(s for s in spans if s.strip())), invalid,
+                          tuple(dict.fromkeys(spec_ids)))
 
 
 def _with_content(msg: Any, content: str) -> Any:

@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, List, Optional, Sequence, Union
 
 from eco_rails.engine import EcoEngine, GenerationResult, get_engine
 from eco_rails.flags import FlagDecider, FlagDecision
-from eco_rails.markers import extract as extract_markers
+from eco_rails.markers import corruption_for, extract as extract_markers
 from eco_rails.model_store import EMBEDDED_MODEL
 from eco_rails.provider_settings import ProviderSettings
 
@@ -76,11 +76,14 @@ class EcoLLM:
         # The ECO rail's decision arrives as signed markers in the text: verify, remove, and honour them.
         extracted = extract_markers(_to_engine_prompt(prompt))
         engine_prompt = extracted.prompt
+        corruption = self.settings.corruption
         if explicit is None and extracted.flagged:
-            explicit = FlagDecision.flag(*extracted.spans)
+            rail = next((c for c in map(corruption_for, extracted.spec_ids) if c is not None), None)
+            explicit = FlagDecision.flag(*extracted.spans, whole_prompt=bool(rail and rail.whole_prompt))
+            corruption = rail.spec if rail else corruption
         return engine_prompt, {
             "flag": self._decide(engine_prompt, explicit),
-            "corruption": self.settings.corruption,
+            "corruption": corruption,
             "settings": self.settings.generation(stop, **{k: v for k, v in kwargs.items() if k in _CALL_PARAMS}),
             "use_chat_template": self.settings.chat_template,
             "system_prompt": self.settings.system_prompt,

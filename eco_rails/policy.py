@@ -85,6 +85,18 @@ class CorruptionSettings(_Strict):
         return CorruptionSpec(**values)
 
 
+class OptimizationSettings(_Strict):
+    """How ``eco-rails optimize`` learns the corruption strength (``corruption.strength: auto``)."""
+
+    data: str | None = Field(default=None, description="JSONL of multiple-choice forget questions (ours format), relative to the policy file.")
+    target_margin: float = Field(default=0.02, ge=0.0, le=0.5, description="Stop once accuracy <= chance + this.")
+    init_strength: float = Field(default=0.05, gt=0.0)
+    max_strength: float = Field(default=20.0, gt=0.0)
+    budget: int = Field(default=24, ge=3, le=500, description="Objective evaluations (each: one forward pass per question).")
+    fluency_prompts: int = Field(default=4, ge=0, le=50, description="Forget questions whose corrupted answers are checked for fluency.")
+    max_perplexity_ratio: float = Field(default=5.0, gt=1.0, description="Fluency bound: corrupted / clean answer perplexity under the clean model.")
+
+
 class ForgetPolicy(_Strict):
     """A forget policy. See ``rails_configs/harry_potter/policy.yml`` for a complete example."""
 
@@ -95,6 +107,7 @@ class ForgetPolicy(_Strict):
     keep: list[Example] = Field(default_factory=list, description="Near-neighbour prompts that must NOT be flagged.")
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     corruption: CorruptionSettings = Field(default_factory=CorruptionSettings)
+    optimization: OptimizationSettings = Field(default_factory=OptimizationSettings)
 
     @field_validator("version", mode="before")
     @classmethod

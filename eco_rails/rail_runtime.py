@@ -17,7 +17,7 @@ from typing import Any
 from eco_rails.artifacts import MANIFEST
 from eco_rails.classifier import PromptClassifier
 from eco_rails.errors import ConfigError
-from eco_rails.flags import FlagDecision
+from eco_rails.flags import FlagDecision, RailCorruption
 from eco_rails.policy import ForgetPolicy, load_policy
 from eco_rails.rail_settings import EcoRailSettings, parse_eco_settings
 
@@ -67,6 +67,17 @@ class EcoRailRuntime:
     @property
     def policy(self) -> ForgetPolicy | None:
         return self._policy
+
+    def corruption(self, target: str | None) -> RailCorruption:
+        """The policy's corruption for a target; ``strength: auto`` takes the strength learned by
+        ``eco-rails optimize`` (stored in the artifact manifest), or the library default if none was."""
+        policy = self._policy
+        if policy is None:
+            raise ConfigError("the eco rail has no policy loaded")
+        learned = self._classifier.manifest.learned_strength if self._classifier is not None else {}
+        strength = learned.get(target or "") if target in learned else (next(iter(learned.values())) if learned else None)
+        return RailCorruption(spec=policy.corruption.spec(learned_strength=strength),
+                              whole_prompt=policy.corruption.scope == "whole_prompt")
 
     def audit(self, decision: FlagDecision, action: str, prompt: str | None) -> None:
         """One record per flagged request: enough for compliance to prove enforcement, no raw prompt

@@ -18,46 +18,7 @@ from eco_rails.errors import ModelLoadError
 from eco_rails.fit import FP32_DIR, fit_policy, resolve_backbone
 from eco_rails.policy import load_policy
 from eco_rails.training_data import build_examples, split_by_group
-
-SMALL_POLICY = {
-    "name": "wizard_school",
-    "version": "1",
-    "targets": [{
-        "id": "wizard-school",
-        "description": "The Harry Potter books (a small test policy).",
-        "key_terms": ["Hogwarts", "Dumbledore", "Voldemort", "Quidditch", "Horcrux", "Goblet of Fire"],
-        "examples": [
-            "Who is Harry Potter?", "Who are Harry Potter's best friends?", "What house is Harry Potter in?",
-            "Who is the headmaster of the school of witchcraft in the Potter books?", "What is Harry Potter's owl called?",
-            "Who killed Harry Potter's parents?", "What is the name of Ron Weasley's rat?", "Who is Hermione Granger?",
-            "What position does Harry play on his house team?", "What is the boy who lived famous for?",
-            "Who is Severus Snape?", "Who is Rubeus Hagrid?", "What is Diagon Alley?", "What is Platform nine and three quarters?",
-            "What is the Sorting Hat?", "Who is Draco Malfoy?", "What are the Deathly Hallows?", "What is a Patronus?",
-            "Who is Sirius Black?", "What does Expelliarmus do?", "Who is Neville Longbottom?", "What is Gringotts?",
-            "What is a Dementor?", "What is the Marauder's Map?", "Who wrote the Harry Potter books?",
-        ],
-    }],
-    "keep": [
-        "Who wrote The Lord of the Rings?", "Who is Gandalf?", "Who wrote the Narnia books?", "Who is Prince Harry?",
-        "What does a potter make?", "Who is Harry Styles?", "Who wrote Percy Jackson?", "What is an owl?",
-        "Who was Merlin?", "Who wrote Discworld?",
-    ],
-    "classifier": {"target_fpr": 0.05, "epochs": 3, "general_negatives": 200, "learning_rate": 1e-4, "seed": 0},
-    "corruption": {"method": "rand_noise", "strength": 0.5},
-}
-
-
-@pytest.fixture(scope="session")
-def fitted(tmp_path_factory):
-    root = tmp_path_factory.mktemp("wizard_school")
-    (root / "policy.yml").write_text(yaml.safe_dump(SMALL_POLICY), encoding="utf-8")
-    (root / "config.yml").write_text(yaml.safe_dump({
-        "models": [{"type": "main", "engine": "eco", "model": "smollm2-135m", "parameters": {"max_new_tokens": 24}}],
-        "custom_data": {"eco": {"policy": "policy.yml", "artifact": "onnx/wizard_school"}},
-    }), encoding="utf-8")
-    manifest = fit_policy(root / "policy.yml", root / "onnx" / "wizard_school", keep_fp32=True)
-    return root, manifest
-
+from tests.conftest import REPO, SMALL_POLICY
 
 @pytest.fixture(scope="session")
 def classifier(fitted):

@@ -10,7 +10,7 @@ from nemoguardrails.actions import action
 from nemoguardrails.actions.rail_outcome import RailOutcome, TransformTarget
 
 from eco_rails.errors import EcoRailsError
-from eco_rails.markers import mark_reference, mark_span, strip_markers
+from eco_rails.markers import mark_reference, mark_span, register_corruption, strip_markers
 from eco_rails.rail_runtime import runtime_for
 
 log = logging.getLogger("eco_rails.rails")
@@ -83,9 +83,10 @@ async def eco_check_input(
     if on_flag == "log-only":
         return RailOutcome.allow(reason="in scope of the forget policy (log-only)", metadata=metadata)
 
+    spec_id = register_corruption(runtime.corruption(decision.target))
     current = strip_markers(message)
-    marked = mark_span(current) if current in decision.spans else current
-    references = "".join(mark_reference(span) for span in decision.spans if span != current)
+    marked = mark_span(current, spec_id) if current in decision.spans else current
+    references = "".join(mark_reference(span, spec_id) for span in decision.spans if span != current)
     return RailOutcome.transform([(TransformTarget.USER_MESSAGE, marked + references)], metadata=metadata)
 
 

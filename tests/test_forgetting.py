@@ -1,0 +1,124 @@
+"""Learning the corruption strength on the real SmolLM2, and the evaluation harness (eco-rails eval)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from eco_rails.errors import ConfigError
+from eco_rails.evaluation import evaluate, markdown_summary, write_chart
+from eco_rails.mcq_data import load_rows
+from tests.conftest import REPO
+
+TOFU = REPO.parent / "shared" / "data" / "tofu"
+
+
+@pytest.fixture(scope="module")
+def optimized(fitted, engine):
+    from eco_rails.optimize import optimize_strength
+
+    root, _ = fitted
+    return root, optimize_strength(root, engine=engine)
+
+
+def test_optimization_lowers_forget_accuracy_with_forward_passes_only(optimized):
+    root, report = optimized
+    assert report["plain_accuracy"] >= 0.5, "precondition: the plain model knows these"
+    assert report["accuracy"] < report["plain_accuracy"]
+    assert report["reached_target"] and report["accuracy"] <= report["target_accuracy"]
+    assert report["evaluations"] <= 12 and report["forward_passes"] == report["evaluations"] * report["questions"]
+    manifest = json.loads((root / "onnx" / "wizard_school" / "manifest.json").read_text())
+    assert manifest["learned_strength"] == {"wizard-school": report["strength"]}
+    assert manifest["optimization"]["history"][0]["phase"] == "start"
+    assert report["fluency"]["ratio"] > 0
+
+
+def test_auto_strength_is_used_by_the_rail_and_a_number_overrides_it(optimized):
+    from eco_rails.rail_runtime import EcoRailRuntime
+    from eco_rails.rail_settings import load_eco_settings
+
+    root, report = optimized
+    runtime = EcoRailRuntime(root, load_eco_settings(root))
+    runtime.classifier()
+    assert runtime.corruption("wizard-school").spec.strength == pytest.approx(report["strength"])
+
+
+def test_retain_accuracy_is_unchanged_and_forget_accuracy_drops(optimized, engine, tmp_path):
+    root, report = optimized
+    forget = tmp_path / "forget.jsonl"
+    forget.write_text((REPO / "rails_configs/harry_potter/data/eval_harry_potter.jsonl").read_text().splitlines()[0] + "\n"
+                      + "\n".join((REPO / "rails_configs/harry_potter/data/optimize_mcq.jsonl").read_text().splitlines()[:4]) + "\n")
+    retain = tmp_path / "world_facts.jsonl"
+    retain.write_text("\n".join((TOFU / "world_facts_perturbed.jsonl").read_text().splitlines()[:12]) + "\n")
+    result = evaluate(root, [(forget, None), (retain, "retain")], generate=True, baselines=["refuse", "system-prompt"],
+                      engine=engine, max_new_tokens=16)
+    hp = result.groups["harry_potter"] if "harry_potter" in result.groups else None
+    opt = result.groups["harry_potter_optimize"]
+    assert opt.flag_rate >= 0.5 and opt.mcq_acc_rails < opt.mcq_acc_plain
+    world = result.groups["world_facts"]
+    assert world.kind == "retain" and world.n == 12
+    if world.flag_rate == 0:
+        assert world.mcq_acc_rails == world.mcq_acc_plain and world.answer_prob_rails == world.answer_prob_plain
+    assert opt.leak_plain is not None and opt.leak_rails is not None
+    assert opt.perplexity_rails is not None and set(opt.baselines) == {"refuse", "system-prompt"}
+    assert hp is None or hp.n == 1
+    summary = markdown_summary(result)
+    assert "| world_facts | retain | 12 |" in summary
+    write_chart(result, tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_both_input_formats_and_malformed_rows(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join([
+        json.dumps({"prompt": "Q1?", "kind": "forget", "choices": ["a", "b"], "answer": 1}),
+        json.dumps({"question": "Q2?", "answer": "right", "perturbed_answer": ["w1", "w2", "w3"]}),
+        json.dumps({"prompt": "Q3?", "kind": "forget", "choices": ["a", "b"], "answer": 5}),
+        json.dumps({"prompt": "Q4?", "kind": "forget", "choices": [], "answer": 0}),
+        json.dumps({"kind": "retain", "choices": ["a", "b"], "answer": 0}),
+        "{not json",
+        json.dumps({"prompt": "Q7?", "kind": "forget", "choices": ["a", ""], "answer": 0}),
+        json.dumps(["a list"]),
+    ]) + "\n")
+    rows, problems = load_rows(path, kind="retain")
+    assert [r.prompt for r in rows] == ["Q1?", "Q2?"]
+    assert rows[0].group == "mixed" and rows[1].choices == ("right", "w1", "w2", "w3") and rows[1].answer == 0 and rows[1].kind == "retain"
+    lines = {p.line: p.error for p in problems}
+    assert set(lines) == {3, 4, 5, 6, 7, 8}
+    assert "out of range" in lines[3] and "choices" in lines[4] and "prompt" in lines[5] and "invalid JSON" in lines[6]
+    rows, problems = load_rows(path)  # no --kind: TOFU rows are reported, not guessed
+    assert any(p.line == 2 and "--kind" in p.error for p in problems)
+
+
+def test_strict_mode_fails_on_malformed_rows(optimized, tmp_path):
+    root, _ = optimized
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "Q?", "kind": "forget", "choices": ["a"], "answer": 0}) + "\n")
+    with pytest.raises(ConfigError, match=r"bad.jsonl:1"):
+        evaluate(root, [(bad, None)], strict=True)
+
+
+def test_cli_eval_writes_json_markdown_and_png(optimized, tmp_path):
+    root, _ = optimized
+    data = tmp_path / "hp.jsonl"
+    data.write_text("\n".join((REPO / "rails_configs/harry_potter/data/eval_harry_potter.jsonl").read_text().splitlines()[:3]) + "\n{broken\n")
+    authors = tmp_path / "real_authors_perturbed.jsonl"  # the first 20 rows of the TOFU file, same group name
+    authors.write_text("\n".join((TOFU / "real_authors_perturbed.jsonl").read_text().splitlines()[:20]) + "\n")
+    out = tmp_path / "report.json"
+    run = subprocess.run([sys.executable, "-m", "eco_rails.cli", "eval", "--config", str(root), "--data", str(data),
+                          "--data", f"{authors}:retain", "--out", str(out)],
+                         capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report["groups"]) == {"harry_potter", "real_authors_perturbed"}
+    assert report["groups"]["real_authors_perturbed"]["n"] == 20 and report["groups"]["harry_potter"]["leak_rails"] is None
+    assert report["skipped_rows"][0]["line"] == 4
+    assert out.with_suffix(".md").read_text().startswith("# eco-rails evaluation")
+    assert out.with_suffix(".png").stat().st_size > 1000
+    bad = subprocess.run([sys.executable, "-m", "eco_rails.cli", "eval", "--config", str(root), "--data", str(data),
+                          "--out", str(out), "--baseline", "pray"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert bad.returncode == 1 and "Unknown baseline" in bad.stderr
