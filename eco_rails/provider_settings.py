@@ -22,6 +22,7 @@ class ProviderSettings(BaseModel):
     device: str | None = Field(default=None, description="auto (default), cpu, cuda, cuda:1, ...")
     dtype: str | None = Field(default=None, description="auto (default: bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     max_new_tokens: PositiveInt = 256
+    min_new_tokens: int = Field(default=0, ge=0, description="suppress end-of-sequence before this many tokens (benchmarks)")
     temperature: float = Field(default=0.0, ge=0.0, description="0 decodes greedily")
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int | None = None
@@ -55,7 +56,7 @@ class ProviderSettings(BaseModel):
             temperature = min(temperature, float(call_params["temperature"])) if temperature > 0 else 0.0
         stops = tuple(dict.fromkeys([*self.stop, *(stop or [])]))
         return GenerationSettings.parse(
-            {"max_new_tokens": int(max_new), "temperature": temperature, "top_p": call_params.get("top_p", self.top_p),
+            {"max_new_tokens": int(max_new), "min_new_tokens": min(self.min_new_tokens, int(max_new)), "temperature": temperature, "top_p": call_params.get("top_p", self.top_p),
              "stop": stops, "seed": call_params.get("seed", self.seed)},
             source="call parameters",
         )

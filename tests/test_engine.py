@@ -180,3 +180,20 @@ def test_prompt_longer_than_context_window_is_a_clear_error(engine):
     long_prompt = "word " * (engine.context_window + 10)
     with pytest.raises(PromptError, match="context window is 8192 tokens"):
         engine.generate(long_prompt, settings=GREEDY)
+
+
+def test_min_new_tokens_keeps_generating_past_the_natural_end(engine):
+    # (The benchmarks rely on this to compare equal-length answers; they check the flagged path's count too.)
+    question = "What is the capital of France?"
+    natural = engine.generate(question, settings=GenerationSettings(max_new_tokens=96))
+    assert natural.finish_reason == "stop", "precondition: the answer ends on its own"
+    n = natural.completion_tokens + 6
+    forced = engine.generate(question, settings=GenerationSettings(max_new_tokens=n, min_new_tokens=n))
+    assert forced.completion_tokens == n and forced.text.startswith(natural.text.rstrip())
+
+
+def test_min_new_tokens_above_max_is_a_clear_error():
+    from eco_rails.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="min_new_tokens"):
+        GenerationSettings.parse({"max_new_tokens": 4, "min_new_tokens": 8})

@@ -14,7 +14,8 @@ from eco_rails.evaluation import evaluate, markdown_summary, write_chart
 from eco_rails.mcq_data import load_rows
 from tests.conftest import REPO
 
-TOFU = REPO.parent / "shared" / "data" / "tofu"
+# A 12-row TOFU sample shipped with the tests, so a clone anywhere runs them (tests/data/README.md).
+TOFU_WORLD_FACTS = REPO / "tests" / "data" / "tofu_world_facts_sample.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_retain_accuracy_is_unchanged_and_forget_accuracy_drops(optimized, engin
     forget.write_text((REPO / "rails_configs/harry_potter/data/eval_harry_potter.jsonl").read_text().splitlines()[0] + "\n"
                       + "\n".join((REPO / "rails_configs/harry_potter/data/optimize_mcq.jsonl").read_text().splitlines()[:4]) + "\n")
     retain = tmp_path / "world_facts.jsonl"
-    retain.write_text("\n".join((TOFU / "world_facts_perturbed.jsonl").read_text().splitlines()[:12]) + "\n")
+    retain.write_text("\n".join(TOFU_WORLD_FACTS.read_text().splitlines()[:12]) + "\n")
     result = evaluate(root, [(forget, None), (retain, "retain")], generate=True, baselines=["refuse", "system-prompt"],
                       engine=engine, max_new_tokens=16)
     hp = result.groups["harry_potter"] if "harry_potter" in result.groups else None
@@ -106,16 +107,16 @@ def test_cli_eval_writes_json_markdown_and_png(optimized, tmp_path):
     root, _ = optimized
     data = tmp_path / "hp.jsonl"
     data.write_text("\n".join((REPO / "rails_configs/harry_potter/data/eval_harry_potter.jsonl").read_text().splitlines()[:3]) + "\n{broken\n")
-    authors = tmp_path / "real_authors_perturbed.jsonl"  # the first 20 rows of the TOFU file, same group name
-    authors.write_text("\n".join((TOFU / "real_authors_perturbed.jsonl").read_text().splitlines()[:20]) + "\n")
+    retain = tmp_path / "world_facts_perturbed.jsonl"  # the TOFU sample, under the TOFU file's name
+    retain.write_text(TOFU_WORLD_FACTS.read_text())
     out = tmp_path / "report.json"
     run = subprocess.run([sys.executable, "-m", "eco_rails.cli", "eval", "--config", str(root), "--data", str(data),
-                          "--data", f"{authors}:retain", "--out", str(out)],
+                          "--data", f"{retain}:retain", "--out", str(out)],
                          capture_output=True, text=True, timeout=900, cwd=REPO)
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads(out.read_text())
-    assert set(report["groups"]) == {"harry_potter", "real_authors_perturbed"}
-    assert report["groups"]["real_authors_perturbed"]["n"] == 20 and report["groups"]["harry_potter"]["leak_rails"] is None
+    assert set(report["groups"]) == {"harry_potter", "world_facts_perturbed"}
+    assert report["groups"]["world_facts_perturbed"]["n"] == 12 and report["groups"]["harry_potter"]["leak_rails"] is None
     assert report["skipped_rows"][0]["line"] == 4
     assert out.with_suffix(".md").read_text().startswith("# eco-rails evaluation")
     assert out.with_suffix(".png").stat().st_size > 1000

@@ -1,0 +1,119 @@
+"""Classifier latency and throughput: the same fitted model as PyTorch eager, ONNX fp32 and ONNX int8.
+
+Needs an artifact fitted with ``--keep-fp32`` (``fp32/`` holds the PyTorch checkpoint and the fp32 ONNX
+export it was quantised from), so all three variants are one model. Batch 1 times the forward pass of one
+unpadded prompt (what the rail runs); batch 32 times padded batches (throughput). ``end_to_end`` is
+``PromptClassifier.classify``: normalisation, tokenisation, windows, key terms and the int8 forward pass.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from eco_rails.artifacts import ArtifactError
+from eco_rails.bench.stats import Summary, paired_ratio, rotated, summarize
+from eco_rails.errors import ConfigError
+
+VARIANTS = ("torch", "fp32_onnx", "int8_onnx")
+
+
+def _ort_session(path: Path, device: str):
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device.startswith("cuda"):
+        if "CUDAExecutionProvider" not in available:
+            raise ConfigError(
+                f"--device {device}: ONNX Runtime here has no CUDAExecutionProvider (providers: {available}). "
+                "Install eco-rails[gpu] (onnxruntime-gpu) or benchmark the classifier on cpu."
+            )
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    else:
+        providers = ["CPUExecutionProvider"]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
+
+
+def _timed(fn: Callable[[], object], sync: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - start
+
+
+def bench_classifier(artifact_dir: Path, prompts: Sequence[str], *, rounds: int, batch_size: int = 32,
+                     device: str = "cpu", progress: Callable[[int], None] = lambda n: None) -> tuple[dict[str, Summary], float]:
+    """Measurements (per variant: batch-1 ms, batch-N prompts/s; int8 end-to-end ms) and the int8 speed-up.
+
+    The speed-up is the median over (round, prompt) pairs of torch time / int8 time, measured in the same round.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from eco_rails.classifier import PromptClassifier
+
+    fp32_dir = artifact_dir / "fp32"
+    if not (fp32_dir / "model.onnx").is_file() or not (fp32_dir / "config.json").is_file():
+        raise ArtifactError(
+            f"{artifact_dir} has no fp32/ checkpoint to compare against. Re-fit with `eco-rails fit <config> --keep-fp32`, "
+            "or run the bench with its fit section (the default without --quick)."
+        )
+    tokenizer = AutoTokenizer.from_pretrained(artifact_dir, local_files_only=True)
+    torch_model = AutoModelForSequenceClassification.from_pretrained(fp32_dir, local_files_only=True).eval().to(device)
+    sessions = {"fp32_onnx": _ort_session(fp32_dir / "model.onnx", device), "int8_onnx": _ort_session(artifact_dir / "model.onnx", device)}
+    runtime = PromptClassifier(artifact_dir, providers=sessions["int8_onnx"].get_providers())
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def runner(variant: str, enc: dict) -> Callable[[], object]:
+        if variant == "torch":
+            feeds = {k: torch.tensor(v, device=device) for k, v in enc.items()}
+
+            def run() -> object:
+                with torch.inference_mode():
+                    return torch_model(**feeds).logits
+            return run
+        session = sessions[variant]
+        names = {i.name for i in session.get_inputs()}
+        feeds = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in names}
+        return lambda: session.run(None, feeds)
+
+    singles = [dict(tokenizer([p], truncation=True, max_length=runtime.manifest.max_length)) for p in prompts]
+    batch_texts = [prompts[i % len(prompts)] for i in range(batch_size)]
+    batch = dict(tokenizer(batch_texts, truncation=True, max_length=runtime.manifest.max_length, padding=True))
+
+    for variant in VARIANTS:  # warm-up: first calls allocate and pick kernels
+        for enc in singles[:3] + [batch]:
+            runner(variant, enc)()
+            sync()
+        runtime.classify(prompts[0])
+
+    one: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    many: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    end_to_end: list[float] = []
+    batch_runs = max(1, len(prompts) // batch_size)
+    for r in range(rounds):
+        # One variant at a time over all prompts: ONNX Runtime's worker threads spin for a moment after each
+        # run, and interleaving prompt by prompt would let that spinning slow the next variant down.
+        for variant in rotated(VARIANTS, r):
+            for enc in singles:
+                one[variant].append(_timed(runner(variant, enc), sync) * 1e3)
+        for prompt in prompts:
+            start = time.perf_counter()
+            runtime.classify(prompt)
+            end_to_end.append((time.perf_counter() - start) * 1e3)
+        for variant in rotated(VARIANTS, r):
+            for _ in range(batch_runs):
+                many[variant].append(batch_size / _timed(runner(variant, batch), sync))
+        progress(1)
+
+    measurements: dict[str, Summary] = {}
+    for variant in VARIANTS:
+        measurements[f"classifier.{variant}.batch1_ms"] = summarize(one[variant], "ms")
+        measurements[f"classifier.{variant}.batch{batch_size}_prompts_per_s"] = summarize(many[variant], "prompts/s")
+    measurements["classifier.int8_onnx.end_to_end_ms"] = summarize(end_to_end, "ms")
+    return measurements, paired_ratio(one["torch"], one["int8_onnx"])
