@@ -88,6 +88,15 @@ class GenerationResult:
     corrupted_tokens: int
 
 
+@dataclass
+class StreamUsage:
+    """Filled in by :meth:`EcoEngine.stream` when the stream ends (token counts, why it stopped)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: Literal["stop", "length"] | None = None
+
+
 @dataclass(frozen=True)
 class PreparedPrompt:
     """Model inputs for one request. ``inputs_embeds`` is set only when tokens were corrupted."""
@@ -249,19 +258,21 @@ class EcoEngine:
         settings: GenerationSettings | None = None,
         use_chat_template: bool = True,
         system_prompt: str | None = None,
+        usage: StreamUsage | None = None,
     ) -> Iterator[str]:
         """Yield the answer as text deltas; their concatenation equals :meth:`generate`'s text.
 
-        Generation runs on a worker thread; closing the iterator early stops it.
+        Generation runs on a worker thread; closing the iterator early stops it. Pass a
+        :class:`StreamUsage` to receive the token counts and finish reason when the stream ends.
         """
         settings = settings or GenerationSettings()
         prepared = self.prepare(
             prompt, flag=flag, corruption=corruption, max_new_tokens=settings.max_new_tokens,
             use_chat_template=use_chat_template, system_prompt=system_prompt,
         )
-        return self._stream_prepared(prepared, settings)
+        return self._stream_prepared(prepared, settings, usage if usage is not None else StreamUsage())
 
-    def _stream_prepared(self, prepared: PreparedPrompt, settings: GenerationSettings) -> Iterator[str]:
+    def _stream_prepared(self, prepared: PreparedPrompt, settings: GenerationSettings, usage: StreamUsage) -> Iterator[str]:
         from transformers import StoppingCriteriaList
 
         streamer = _QueueStreamer()
@@ -286,6 +297,7 @@ class EcoEngine:
         emitted = 0
         # Hold back enough characters that a stop string split across tokens is never emitted.
         holdback = max((len(s) for s in settings.stop), default=1) - 1
+        usage.prompt_tokens = prepared.input_ids.shape[1]
         try:
             while True:
                 chunk = streamer.tokens.get()
@@ -297,6 +309,8 @@ class EcoEngine:
                     continue
                 cut, stopped = _cut_at_stop(text, settings.stop)
                 safe_end = len(cut) if stopped else max(emitted, len(cut) - holdback)
+                if stopped:
+                    usage.completion_tokens, usage.finish_reason = len(ids), "stop"
                 if safe_end > emitted:
                     yield cut[emitted:safe_end]
                     emitted = safe_end
@@ -304,6 +318,9 @@ class EcoEngine:
                     return
             if failure:
                 raise failure[0]
+            hit_eos = bool(ids) and ids[-1] in self._eos_ids()
+            usage.completion_tokens = len(ids)
+            usage.finish_reason = "stop" if (hit_eos or len(ids) < settings.max_new_tokens) else "length"
             final, _ = _cut_at_stop(self.tokenizer.decode(ids, skip_special_tokens=True), settings.stop)
             if len(final) > emitted:
                 yield final[emitted:]

@@ -13,13 +13,14 @@ from __future__ import annotations
 from typing import Any, AsyncIterator, Iterator, List, Optional
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from eco_rails.corruptions import CorruptionSpec
-from eco_rails.engine import EcoEngine, GenerationResult, get_engine
+from eco_rails.engine import EcoEngine, GenerationResult, StreamUsage, get_engine
 from eco_rails.flags import FlagDecision
 from eco_rails.markers import corruption_for, extract as extract_markers
 from eco_rails.model_store import EMBEDDED_MODEL
@@ -49,12 +50,12 @@ class EcoChatModel(BaseChatModel):
         chat.invoke("Who is Harry Potter?", eco_flag=True)         # corrupted
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=())
+    model_config = ConfigDict(arbitrary_types_allowed=True, protected_namespaces=(), populate_by_name=True)
 
     model: str = Field(default=EMBEDDED_MODEL, description="embedded alias, local HF model directory, or .gguf file")
     device: Optional[str] = None
     dtype: Optional[str] = None
-    max_new_tokens: int = 256
+    max_new_tokens: int = Field(default=256, alias="max_tokens", description="answer length limit (LangChain's max_tokens)")
     temperature: float = 0.0
     top_p: float = 1.0
     seed: Optional[int] = None
@@ -92,7 +93,20 @@ class EcoChatModel(BaseChatModel):
     def engine(self) -> EcoEngine:
         return self._engine
 
+    def _get_ls_params(self, stop: Optional[List[str]] = None, **kwargs: Any) -> LangSmithParams:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params.update(ls_provider="eco-rails", ls_model_name=kwargs.get("model", self.model), ls_model_type="chat",
+                      ls_temperature=kwargs.get("temperature", self.temperature),
+                      ls_max_tokens=kwargs.get("max_tokens", kwargs.get("max_new_tokens", self.max_new_tokens)))
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
+
     def _call(self, messages: List[BaseMessage], stop: Optional[List[str]], kwargs: dict[str, Any]) -> tuple[list[dict[str, str]], dict[str, Any]]:
+        requested = kwargs.pop("model", None)
+        if requested is not None and requested != self.model:
+            raise ValueError(f"EcoChatModel runs one local model ({self.model!r}); a per-call model={requested!r} is not "
+                             "supported. Build another EcoChatModel(model=...) for it.")
         extracted = extract_markers(langchain_to_messages(messages))  # the ECO rail's signed markers, if any
         chat = extracted.prompt
         explicit = kwargs.pop("eco_flag", None)
@@ -119,10 +133,12 @@ class EcoChatModel(BaseChatModel):
         }
 
     @staticmethod
-    def _result(result: GenerationResult) -> ChatResult:
-        usage = {"input_tokens": result.prompt_tokens, "output_tokens": result.completion_tokens,
-                 "total_tokens": result.prompt_tokens + result.completion_tokens}
-        message = AIMessage(content=result.text, usage_metadata=usage, response_metadata={"finish_reason": result.finish_reason})
+    def _usage(prompt_tokens: int, completion_tokens: int) -> UsageMetadata:
+        return UsageMetadata(input_tokens=prompt_tokens, output_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens)
+
+    def _result(self, result: GenerationResult) -> ChatResult:
+        message = AIMessage(content=result.text, usage_metadata=self._usage(result.prompt_tokens, result.completion_tokens),
+                            response_metadata={"finish_reason": result.finish_reason, "model_name": self.model})
         return ChatResult(generations=[ChatGeneration(message=message, generation_info={"finish_reason": result.finish_reason})])
 
     def _generate(self, messages: List[BaseMessage], stop: Optional[List[str]] = None,
@@ -138,17 +154,30 @@ class EcoChatModel(BaseChatModel):
     def _stream(self, messages: List[BaseMessage], stop: Optional[List[str]] = None,
                 run_manager: Optional[CallbackManagerForLLMRun] = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         chat, call = self._call(messages, stop, kwargs)
-        for delta in self._engine.stream(chat, **call):
+        usage = StreamUsage()
+        for delta in self._engine.stream(chat, usage=usage, **call):
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
             if run_manager:
                 run_manager.on_llm_new_token(delta, chunk=chunk)
             yield chunk
+        yield self._last_chunk(usage)
+
+    def _last_chunk(self, usage: StreamUsage) -> ChatGenerationChunk:
+        """The closing chunk: token usage, finish reason, and ``chunk_position='last'`` (LangChain's end marker)."""
+        return ChatGenerationChunk(
+            message=AIMessageChunk(content="", chunk_position="last",
+                                   usage_metadata=self._usage(usage.prompt_tokens, usage.completion_tokens),
+                                   response_metadata={"finish_reason": usage.finish_reason, "model_name": self.model}),
+            generation_info={"finish_reason": usage.finish_reason},
+        )
 
     async def _astream(self, messages: List[BaseMessage], stop: Optional[List[str]] = None,
                        run_manager: Optional[AsyncCallbackManagerForLLMRun] = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
         chat, call = self._call(messages, stop, kwargs)
-        async for delta in self._engine.astream(chat, **call):
+        usage = StreamUsage()
+        async for delta in self._engine.astream(chat, usage=usage, **call):
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
             if run_manager:
                 await run_manager.on_llm_new_token(delta, chunk=chunk)
             yield chunk
+        yield self._last_chunk(usage)

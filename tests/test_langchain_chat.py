@@ -71,3 +71,20 @@ def test_bad_settings_are_rejected():
     # pydantic wraps our ConfigError in its ValidationError (a ValueError), as for any LangChain model
     with pytest.raises(ValueError, match=r"EcoChatModel\.top_p: Input should be less than or equal to 1"):
         EcoChatModel(model="smollm2-135m", top_p=1.5)
+
+
+def test_max_tokens_alias_and_per_call_model_is_refused():
+    chat = EcoChatModel(model="smollm2-135m", device="cpu", max_tokens=5)
+    assert chat.max_new_tokens == 5
+    assert chat.invoke("Count from one to twenty.").usage_metadata["output_tokens"] <= 5
+    with pytest.raises(ValueError, match="per-call model='other-model' is not supported"):
+        chat.invoke("Hello", model="other-model")
+
+
+def test_stream_ends_with_usage_and_finish_reason():
+    chat = EcoChatModel(model="smollm2-135m", device="cpu", max_new_tokens=6)
+    chunks = list(chat.stream("Count from one to twenty."))
+    last = chunks[-1]
+    assert last.chunk_position == "last" and last.content == ""
+    assert last.usage_metadata["output_tokens"] == 6 and last.response_metadata["finish_reason"] == "length"
+    assert "".join(c.content for c in chunks) == chat.invoke("Count from one to twenty.").content

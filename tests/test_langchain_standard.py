@@ -1,0 +1,43 @@
+"""LangChain's standard chat-model tests (``langchain-tests``), run against EcoChatModel on the real SmolLM2.
+
+The integration suite needs no network here: the model is local. Capabilities the engine does not have
+(tool calling, structured output, images, audio, PDFs, per-call model override) are declared off, so
+those tests are skipped by the suite itself.
+"""
+
+from __future__ import annotations
+
+from langchain_tests.integration_tests import ChatModelIntegrationTests
+from langchain_tests.unit_tests import ChatModelUnitTests
+
+from eco_rails import EcoChatModel
+
+PARAMS = {"model": "smollm2-135m", "device": "cpu", "max_new_tokens": 24}
+
+
+class TestEcoChatModelUnit(ChatModelUnitTests):
+    @property
+    def chat_model_class(self) -> type[EcoChatModel]:
+        return EcoChatModel
+
+    @property
+    def chat_model_params(self) -> dict:
+        return dict(PARAMS)
+
+    @property
+    def supports_model_override(self) -> bool:
+        return False
+
+
+class TestEcoChatModelIntegration(ChatModelIntegrationTests):
+    @property
+    def chat_model_class(self) -> type[EcoChatModel]:
+        return EcoChatModel
+
+    @property
+    def chat_model_params(self) -> dict:
+        return dict(PARAMS)
+
+    @property
+    def supports_model_override(self) -> bool:
+        return False  # one local model per instance; build another EcoChatModel for another model
