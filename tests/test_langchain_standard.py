@@ -15,21 +15,9 @@ from eco_rails import EcoChatModel
 PARAMS = {"model": "smollm2-135m", "device": "cpu", "max_new_tokens": 24}
 
 
-class TestEcoChatModelUnit(ChatModelUnitTests):
-    @property
-    def chat_model_class(self) -> type[EcoChatModel]:
-        return EcoChatModel
+class _EcoChatModelUnderTest:
+    """What both suites need to know: the class, its parameters, and what it does not support."""
 
-    @property
-    def chat_model_params(self) -> dict:
-        return dict(PARAMS)
-
-    @property
-    def supports_model_override(self) -> bool:
-        return False
-
-
-class TestEcoChatModelIntegration(ChatModelIntegrationTests):
     @property
     def chat_model_class(self) -> type[EcoChatModel]:
         return EcoChatModel
@@ -41,3 +29,11 @@ class TestEcoChatModelIntegration(ChatModelIntegrationTests):
     @property
     def supports_model_override(self) -> bool:
         return False  # one local model per instance; build another EcoChatModel for another model
+
+
+class TestEcoChatModelUnit(_EcoChatModelUnderTest, ChatModelUnitTests):
+    pass
+
+
+class TestEcoChatModelIntegration(_EcoChatModelUnderTest, ChatModelIntegrationTests):
+    pass
