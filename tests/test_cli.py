@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import REPO
 
@@ -47,3 +48,15 @@ def test_chat_through_the_harry_potter_rails_config(hp_artifact):
     assert out.returncode == 0, out.stderr[-2000:]
     lines = [line for line in out.stdout.splitlines() if line.strip()]
     assert "Rowling" not in lines[0] and "Paris" in out.stdout
+
+
+def test_nemoguardrails_own_chat_cli_runs_the_harry_potter_config(hp_artifact):
+    """NeMo Guardrails' `nemoguardrails chat`, fed two turns on stdin (it ends with "Aborted." at end of input)."""
+    cli = Path(sys.executable).parent / "nemoguardrails"
+    out = subprocess.run([str(cli), "chat", "--config", str(REPO / "rails_configs" / "harry_potter")],
+                         input="What is the capital of France?\nWho wrote the Harry Potter books?\n",
+                         capture_output=True, text=True, timeout=600, cwd=REPO)
+    answers = [a.strip() for a in out.stdout.split("\n> ")[1:]]
+    assert len(answers) >= 2, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "Paris" in answers[0]
+    assert "Rowling" not in answers[1] and "Traceback" not in out.stderr
