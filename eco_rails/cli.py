@@ -226,6 +226,13 @@ def classify(
     console.print(table)
 
 
+def _progress_bar():
+    """Progress bars on stderr, so stdout keeps only the results (tables, reports)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console)
+
+
 def _data_arg(value: str, default_kind: Optional[str]) -> tuple[Path, Optional[str]]:
     """FILE or FILE:KIND (KIND forget|retain overrides --kind for that file)."""
     path, _, kind = value.rpartition(":") if value.endswith((":forget", ":retain")) else (value, "", "")
@@ -243,8 +250,6 @@ def eval_command(
     strict: bool = typer.Option(False, "--strict", help="Fail on malformed rows instead of skipping and reporting them."),
 ) -> None:
     """Evaluate forgetting and retention through the rails, with baselines; writes JSON, Markdown and PNG."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from eco_rails.artifacts import write_text_atomic
     from eco_rails.errors import EcoRailsError
     from eco_rails.evaluation import evaluate, markdown_summary, write_chart
@@ -255,7 +260,7 @@ def eval_command(
     if bad:
         _fail(f"Unknown baseline(s) {bad}; use refuse and/or system-prompt.")
     try:
-        with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console) as bar:
+        with _progress_bar() as bar:
             task = bar.add_task("Evaluating rows", total=None)
             report = evaluate(config, [_data_arg(d, kind) for d in data], generate=generate, baselines=baseline, strict=strict,
                               progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -284,8 +289,6 @@ def bench(
     tokenizer: Optional[Path] = typer.Option(None, "--tokenizer", help="With --random-model: tokenizer folder (default: the embedded model's)."),
 ) -> None:
     """Measure the classifier backends, the rail's overhead, provider throughput, cold start and fit time."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from eco_rails.artifacts import write_text_atomic
     from eco_rails.bench import BenchOptions, markdown_table, run_bench
     from eco_rails.errors import EcoRailsError
@@ -297,7 +300,7 @@ def bench(
                                      model=model, device=device, dtype=dtype, random_model=random_model, tokenizer=tokenizer)
         if not (config / "config.yml").is_file() and {"fit", "classifier", "rail"} & set(options.sections):
             _fail(f"--config {config} is not a rails config folder (no config.yml).")
-        with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console) as bar:
+        with _progress_bar() as bar:
             def progress(description: str, total: int):
                 task = bar.add_task(description, total=total)
                 return lambda n: bar.advance(task, n)

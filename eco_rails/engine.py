@@ -363,3 +363,13 @@ def get_engine(model: str | Path = "smollm2-135m", *, device: str | None = None,
             engine = EcoEngine(hf_model, tokenizer, name=str(model))
             _ENGINES[key] = engine
         return engine
+
+
+def engine_for_config(config_dir: str | Path) -> EcoEngine:
+    """The engine of a rails config's main model (``model``, ``device`` and ``dtype`` from its config.yml)."""
+    from eco_rails.rail_settings import read_config_yml
+
+    models = read_config_yml(Path(config_dir).resolve()).get("models", [])
+    main = next((m for m in models if m.get("type") == "main"), {})
+    params = main.get("parameters") or {}
+    return get_engine(main.get("model") or "smollm2-135m", device=params.get("device"), dtype=params.get("dtype"))

@@ -11,8 +11,6 @@ babbling). Baselines on request: ``refuse`` (NeMo's classic block of flagged pro
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata as md
 import math
 import statistics
 from pathlib import Path
@@ -23,6 +21,7 @@ from pydantic import BaseModel, Field
 from eco_rails.errors import ConfigError
 from eco_rails.flags import FlagDecision
 from eco_rails.mcq_data import Kind, MCQRow, RowProblem, load_rows
+from eco_rails.versions import package_versions
 
 Baseline = Literal["refuse", "system-prompt"]
 REFUSAL = "I'm sorry, I can't respond to that."
@@ -93,9 +92,9 @@ def evaluate(
     engine=None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalReport:
-    from eco_rails.engine import GenerationSettings, get_engine
+    from eco_rails.engine import GenerationSettings, engine_for_config
     from eco_rails.rail_runtime import EcoRailRuntime
-    from eco_rails.rail_settings import load_eco_settings, read_config_yml
+    from eco_rails.rail_settings import load_eco_settings
     from eco_rails.scoring import continuation_perplexity, score_choices
 
     baselines = list(dict.fromkeys(baselines))
@@ -114,9 +113,7 @@ def evaluate(
     if not rows:
         raise ConfigError("No valid rows to evaluate.")
     if engine is None:
-        main = next((m for m in read_config_yml(Path(config_dir).resolve()).get("models", []) if m.get("type") == "main"), {})
-        params = main.get("parameters") or {}
-        engine = get_engine(main.get("model") or "smollm2-135m", device=params.get("device"), dtype=params.get("dtype"))
+        engine = engine_for_config(config_dir)
     gen = GenerationSettings(max_new_tokens=max_new_tokens)
     system_prompt = system_prompt_for(policy)
     on_flag = settings.on_flag
@@ -184,10 +181,7 @@ def evaluate(
             baselines=base,
             flagged_prompts=[r["prompt"] for r in recs if r["flagged"]] if kind == "retain" else [],
         )
-    versions = {}
-    for pkg in ("eco-rails", "torch", "transformers", "onnxruntime", "nemoguardrails"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            versions[pkg] = md.version(pkg)
+    versions = package_versions(("eco-rails", "torch", "transformers", "onnxruntime", "nemoguardrails"))
     spec = runtime.corruption(policy.target_ids[0])
     return EvalReport(
         groups=groups, config=str(config_dir), policy=policy.name, policy_version=policy.version,

@@ -13,7 +13,6 @@ import logging
 import platform
 import tempfile
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Iterator
 
@@ -23,6 +22,7 @@ from eco_rails.calibration import conformal_threshold, flag_rate
 from eco_rails.errors import ConfigError, ModelLoadError
 from eco_rails.policy import DEFAULT_BACKBONE, ForgetPolicy, load_policy
 from eco_rails.training_data import NONE_LABEL, LabeledPrompt, build_examples, split_by_group
+from eco_rails.versions import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,8 @@ def resolve_backbone(ref: str) -> Path:
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("eco-rails", "torch", "transformers", "onnxruntime", "onnxruntime-gpu", "optimum", "optimum-onnx", "onnx"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[pkg] = version(pkg)
-    return out
+    return {"python": platform.python_version(), **package_versions(
+        ("eco-rails", "torch", "transformers", "onnxruntime", "onnxruntime-gpu", "optimum", "optimum-onnx", "onnx"))}
 
 
 class _Progress:

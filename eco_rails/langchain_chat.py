@@ -22,7 +22,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 from eco_rails.corruptions import CorruptionSpec
 from eco_rails.engine import EcoEngine, GenerationResult, StreamUsage, get_engine
 from eco_rails.flags import FlagDecision
-from eco_rails.markers import corruption_for, extract as extract_markers
+from eco_rails.markers import extract as extract_markers
 from eco_rails.model_store import EMBEDDED_MODEL
 from eco_rails.provider_settings import ProviderSettings
 
@@ -112,9 +112,7 @@ class EcoChatModel(BaseChatModel):
         explicit = kwargs.pop("eco_flag", None)
         corruption = self._settings.corruption
         if explicit is None and extracted.flagged:
-            rail = next((c for c in map(corruption_for, extracted.spec_ids) if c is not None), None)
-            explicit = FlagDecision.flag(*extracted.spans, whole_prompt=bool(rail and rail.whole_prompt))
-            corruption = rail.spec if rail else corruption
+            explicit, corruption = extracted.rail_decision(corruption)
         if isinstance(explicit, FlagDecision):
             flag = explicit
         elif explicit is not None:

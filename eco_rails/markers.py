@@ -100,6 +100,15 @@ class ExtractedFlags:
     def flagged(self) -> bool:
         return bool(self.spans)
 
+    def rail_decision(self, default_corruption: Any) -> tuple[Any, Any]:
+        """(FlagDecision, corruption spec) the markers carry: their spans, with the rail's registered
+        corruption (and its whole-prompt scope) if they name one, else ``default_corruption``."""
+        from eco_rails.flags import FlagDecision
+
+        rail = next((c for c in map(corruption_for, self.spec_ids) if c is not None), None)
+        flag = FlagDecision.flag(*self.spans, whole_prompt=bool(rail and rail.whole_prompt))
+        return flag, (rail.spec if rail else default_corruption)
+
 
 def _strip(text: str, spec_ids: list[str]) -> tuple[str, list[str], list[tuple[str, int, str, str]], int]:
     spans: list[str] = []

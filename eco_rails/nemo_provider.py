@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, List, Optional, Sequence, Union
 
 from eco_rails.engine import EcoEngine, GenerationResult, get_engine
 from eco_rails.flags import FlagDecider, FlagDecision
-from eco_rails.markers import corruption_for, extract as extract_markers
+from eco_rails.markers import extract as extract_markers
 from eco_rails.model_store import EMBEDDED_MODEL
 from eco_rails.provider_settings import ProviderSettings
 
@@ -78,9 +78,7 @@ class EcoLLM:
         engine_prompt = extracted.prompt
         corruption = self.settings.corruption
         if explicit is None and extracted.flagged:
-            rail = next((c for c in map(corruption_for, extracted.spec_ids) if c is not None), None)
-            explicit = FlagDecision.flag(*extracted.spans, whole_prompt=bool(rail and rail.whole_prompt))
-            corruption = rail.spec if rail else corruption
+            explicit, corruption = extracted.rail_decision(corruption)
         return engine_prompt, {
             "flag": self._decide(engine_prompt, explicit),
             "corruption": corruption,

@@ -63,8 +63,8 @@ def load_optimization_rows(policy: ForgetPolicy, policy_path: Path) -> list[MCQR
 
 def optimize_strength(config_dir: Path, *, show_progress: bool = False, engine: Any = None) -> dict:
     """Learn the strength for a rails config's policy and store it in the artifact manifest (atomically)."""
-    from eco_rails.engine import get_engine
-    from eco_rails.rail_settings import load_eco_settings, read_config_yml
+    from eco_rails.engine import engine_for_config
+    from eco_rails.rail_settings import load_eco_settings
 
     settings = load_eco_settings(config_dir)
     policy = load_policy(settings.policy_path)
@@ -77,9 +77,7 @@ def optimize_strength(config_dir: Path, *, show_progress: bool = False, engine: 
         raise ConfigError(f"The classifier in {artifact} is stale; run `eco-rails fit {config_dir}` first.")
     rows = load_optimization_rows(policy, settings.policy_path)
     if engine is None:
-        main = next((m for m in read_config_yml(Path(config_dir).resolve()).get("models", []) if m.get("type") == "main"), {})
-        params = main.get("parameters") or {}
-        engine = get_engine(main.get("model") or "smollm2-135m", device=params.get("device"), dtype=params.get("dtype"))
+        engine = engine_for_config(config_dir)
     opt = policy.optimization
     whole = policy.corruption.scope == "whole_prompt"
     chance = statistics.mean(1 / len(r.choices) for r in rows)

@@ -75,7 +75,7 @@ class EcoRailRuntime:
         if policy is None:
             raise ConfigError("the eco rail has no policy loaded")
         learned = self._classifier.manifest.learned_strength if self._classifier is not None else {}
-        strength = learned.get(target or "") if target in learned else (next(iter(learned.values())) if learned else None)
+        strength = learned[target] if target in learned else next(iter(learned.values()), None)
         return RailCorruption(spec=policy.corruption.spec(learned_strength=strength),
                               whole_prompt=policy.corruption.scope == "whole_prompt")
 

@@ -18,7 +18,7 @@ from eco_rails.errors import ModelLoadError
 from eco_rails.fit import FP32_DIR, fit_policy, resolve_backbone
 from eco_rails.policy import load_policy
 from eco_rails.training_data import build_examples, split_by_group
-from tests.conftest import REPO, SMALL_POLICY
+from tests.conftest import SMALL_POLICY
 
 @pytest.fixture(scope="session")
 def classifier(fitted):

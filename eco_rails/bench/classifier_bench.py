@@ -21,19 +21,24 @@ from eco_rails.errors import ConfigError
 VARIANTS = ("torch", "fp32_onnx", "int8_onnx")
 
 
-def _ort_session(path: Path, device: str):
+def _providers(device: str) -> list[str]:
     import onnxruntime as ort
 
     available = ort.get_available_providers()
-    if device.startswith("cuda"):
-        if "CUDAExecutionProvider" not in available:
-            raise ConfigError(
-                f"--device {device}: ONNX Runtime here has no CUDAExecutionProvider (providers: {available}). "
-                "Install eco-rails[gpu] (onnxruntime-gpu) or benchmark the classifier on cpu."
-            )
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    else:
-        providers = ["CPUExecutionProvider"]
+    if not device.startswith("cuda"):
+        return ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" not in available:
+        raise ConfigError(
+            f"--device {device}: ONNX Runtime here has no CUDAExecutionProvider (providers: {available}). "
+            "Install eco-rails[gpu] (onnxruntime-gpu) or benchmark the classifier on cpu."
+        )
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def _ort_session(path: Path, providers: list[str]):
+    """A session set up as :class:`~eco_rails.classifier.PromptClassifier` sets up its own."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), sess_options=options, providers=providers)
@@ -53,7 +58,7 @@ def bench_classifier(artifact_dir: Path, prompts: Sequence[str], *, rounds: int,
     The speed-up is the median over (round, prompt) pairs of torch time / int8 time, measured in the same round.
     """
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     from eco_rails.classifier import PromptClassifier
 
@@ -63,10 +68,11 @@ def bench_classifier(artifact_dir: Path, prompts: Sequence[str], *, rounds: int,
             f"{artifact_dir} has no fp32/ checkpoint to compare against. Re-fit with `eco-rails fit <config> --keep-fp32`, "
             "or run the bench with its fit section (the default without --quick)."
         )
-    tokenizer = AutoTokenizer.from_pretrained(artifact_dir, local_files_only=True)
+    providers = _providers(device)
+    runtime = PromptClassifier(artifact_dir, providers=providers)  # the int8 model, as the rail runs it
+    tokenizer = runtime.tokenizer
     torch_model = AutoModelForSequenceClassification.from_pretrained(fp32_dir, local_files_only=True).eval().to(device)
-    sessions = {"fp32_onnx": _ort_session(fp32_dir / "model.onnx", device), "int8_onnx": _ort_session(artifact_dir / "model.onnx", device)}
-    runtime = PromptClassifier(artifact_dir, providers=sessions["int8_onnx"].get_providers())
+    sessions = {"fp32_onnx": _ort_session(fp32_dir / "model.onnx", providers), "int8_onnx": runtime.session}
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def runner(variant: str, enc: dict) -> Callable[[], object]:

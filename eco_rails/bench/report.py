@@ -100,12 +100,13 @@ def markdown_table(report: BenchReport) -> str:
     for name, s in report.measurements.items():
         lines.append(f"| {name} | {s.unit} | {_fmt(s.median)} | {_fmt(s.p95)} | {s.n} |")
     lines += ["", "| ratio / target | value | target | met |", "|---|---:|---:|:---:|"]
-    names = {key: label for key, _, _, label in TARGETS}
+    spec = {key: (op, bound, label) for key, op, bound, label in TARGETS}
     for t in report.targets:
+        op, bound, label = spec[t.name]
         unit = "fraction" if t.name == "ratios.rail_overhead" else ""
-        target = t.target if unit != "fraction" else t.target.replace("0.03", "3%")
+        target = f"{op} {bound * 100:g}%" if unit == "fraction" else t.target
         met = "-" if t.met is None else ("yes" if t.met else "**no**")
-        lines.append(f"| {names.get(t.name, t.name)} | {_fmt(t.value, unit)} | {target} | {met} |")
+        lines.append(f"| {label} | {_fmt(t.value, unit)} | {target} | {met} |")
     if report.notes:
         lines += [""] + [f"- {n}" for n in report.notes]
     return "\n".join(lines) + "\n"

@@ -6,12 +6,10 @@ import asyncio
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -20,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from eco_rails.bench.report import BenchReport, Ratios, evaluate_targets
 from eco_rails.bench.stats import Summary, summarize
 from eco_rails.errors import ConfigError
+from eco_rails.versions import package_versions
 
 SECTIONS = ("fit", "classifier", "rail", "provider", "cold-start")
 _QUICK_SIZES = dict(classifier_prompts=8, classifier_rounds=1, rail_prompts=2, rail_rounds=1, rail_new_tokens=4,
@@ -88,14 +87,8 @@ def _machine(device: str) -> dict[str, object]:
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for name in ("eco-rails", "torch", "transformers", "onnxruntime", "onnxruntime-gpu", "optimum", "optimum-onnx",
-                 "nemoguardrails", "numpy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    return package_versions(("eco-rails", "torch", "transformers", "onnxruntime", "onnxruntime-gpu", "optimum",
+                             "optimum-onnx", "nemoguardrails", "numpy"))
 
 
 def _policy_prompts(config: Path) -> tuple[list[str], list[str]]:
@@ -116,7 +109,18 @@ def _take(items: list[str], n: int) -> list[str]:
 
 
 def _interleave(a: list[str], b: list[str], n: int) -> list[str]:
-    return [(a if i % 2 == 0 else b)[(i // 2) % len(a if i % 2 == 0 else b)] for i in range(n)]
+    """n prompts alternating a, b, a, b, ... (each list cycled as needed)."""
+    return [x for pair in zip(_take(a, n), _take(b, n)) for x in pair][:n]
+
+
+def _fit_copy(config: Path, stack: ExitStack) -> Path:
+    """Fit the config's policy, with the fp32 checkpoint, into a temporary artifact (removed with ``stack``)."""
+    from eco_rails.fit import fit_policy
+    from eco_rails.rail_settings import load_eco_settings
+
+    artifact = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eco-bench-"))) / "artifact"
+    fit_policy(load_eco_settings(config).policy_path, artifact, keep_fp32=True)
+    return artifact
 
 
 Progress = Callable[[str, int], Callable[[int], None]]  # (description, total) -> advance(n)
@@ -158,16 +162,11 @@ def run_bench(options: BenchOptions, *, command: str, progress: Progress,
     with ExitStack() as stack:
         classifier_artifact: Optional[Path] = None
         if "fit" in options.sections:
-            from eco_rails.fit import fit_policy
-            from eco_rails.rail_settings import load_eco_settings
-
-            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eco-bench-")))
             advance = progress("fit (demo policy)", 1)
             start = time.perf_counter()
-            fit_policy(load_eco_settings(options.config).policy_path, work / "artifact", keep_fp32=True)
+            classifier_artifact = _fit_copy(options.config, stack)
             measurements["fit.wall_s"] = summarize([time.perf_counter() - start], "s")
             advance(1)
-            classifier_artifact = work / "artifact"
             add_note("fit.wall_s is `eco-rails fit --skip-optimize` (train, calibrate, export); the strength search "
                      "(`eco-rails optimize`) is a separate, optional step.")
         if "classifier" in options.sections:
@@ -176,12 +175,7 @@ def run_bench(options: BenchOptions, *, command: str, progress: Progress,
             if classifier_artifact is None:
                 classifier_artifact = _ensure_config_artifact(options.config, None, add_note)
                 if not (classifier_artifact / "fp32" / "model.onnx").is_file():
-                    from eco_rails.fit import fit_policy
-                    from eco_rails.rail_settings import load_eco_settings
-
-                    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eco-bench-")))
-                    classifier_artifact = work / "artifact"
-                    fit_policy(load_eco_settings(options.config).policy_path, classifier_artifact, keep_fp32=True)
+                    classifier_artifact = _fit_copy(options.config, stack)
                     add_note("The config's artifact has no fp32 checkpoint; the benchmark fitted a copy with --keep-fp32.")
             prompts = _interleave(inside, outside, options.classifier_prompts)
             found, speedup = bench_classifier(classifier_artifact, prompts, rounds=options.classifier_rounds,
