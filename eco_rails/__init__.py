@@ -1,20 +1,28 @@
 """eco-rails: Embedding-COrrupted (ECO) prompts for NVIDIA NeMo Guardrails.
 
-``import eco_rails`` registers the ``eco`` engine with NeMo Guardrails, so a rails config can declare
-``models: [{type: main, engine: eco, model: smollm2-135m}]``.
+``import eco_rails`` registers the ``eco`` engine with NeMo Guardrails (now if NeMo is imported, else as
+soon as it is), so a rails config can declare ``models: [{type: main, engine: eco, model: smollm2-135m}]``.
+
+The package follows the data path, bottom layer first: ``engine`` (the model and the corruption math),
+``policy`` (what to forget), ``classifier`` (fit and run the prompt classifier), ``providers`` (NeMo and
+LangChain adapters over the engine), ``rails`` (the NeMo input rail and rails-config resolution), then the
+tools: ``strength`` (learn the corruption), ``evaluation``, ``bench`` and ``cli``. Lower layers never
+import higher ones (checked by import-linter). Importing this package loads neither torch nor NeMo
+Guardrails: the names below are imported on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-from eco_rails.corruptions import CorruptionSpec, apply_corruption
-from eco_rails.engine import EcoEngine, GenerationResult, GenerationSettings, get_engine
-from eco_rails.errors import ConfigError, EcoRailsError, ModelLoadError, PromptError, SpanNotFoundError
-from eco_rails.flags import FlagDecider, FlagDecision
-from eco_rails.model_store import EMBEDDED_MODEL
-from eco_rails.nemo_provider import EcoLLM, register_nemo_provider
+from eco_rails.errors import ConfigError as ConfigError
+from eco_rails.errors import EcoRailsError as EcoRailsError
+from eco_rails.errors import ModelLoadError as ModelLoadError
+from eco_rails.errors import PromptError as PromptError
+from eco_rails.errors import SpanNotFoundError as SpanNotFoundError
 
 try:
     __version__ = version("eco-rails")
@@ -23,28 +31,46 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+_EXPORTS = {
+    "CorruptionSpec": "eco_rails.engine.corruption",
+    "apply_corruption": "eco_rails.engine.corruption",
+    "register_corruption_method": "eco_rails.engine.corruption",
+    "EcoEngine": "eco_rails.engine.generation",
+    "GenerationResult": "eco_rails.engine.generation",
+    "GenerationSettings": "eco_rails.engine.generation",
+    "get_engine": "eco_rails.engine.generation",
+    "FlagDecider": "eco_rails.engine.flags",
+    "FlagDecision": "eco_rails.engine.flags",
+    "EMBEDDED_MODEL": "eco_rails.engine.model_store",
+    "ForgetPolicy": "eco_rails.policy",
+    "load_policy": "eco_rails.policy",
+    "PromptClassifier": "eco_rails.classifier.runtime",
+    "ClassifierDecision": "eco_rails.classifier.runtime",
+    "fit_policy": "eco_rails.classifier.fit",
+    "EcoLLM": "eco_rails.providers.nemo",
+    "register_nemo_provider": "eco_rails.providers.nemo",
+    "EcoChatModel": "eco_rails.providers.langchain",
+    "resolve_config": "eco_rails.rails.resolved",
+    "evaluate": "eco_rails.evaluation.evaluate",
+    "reset_caches": "eco_rails.caches",
+}
 
-def __getattr__(name: str):
-    # LangChain's chat model pulls in langchain-core; import it only when asked for.
-    if name == "EcoChatModel":
-        from eco_rails.langchain_chat import EcoChatModel
 
-        return EcoChatModel
-    if name in {"PromptClassifier", "ClassifierDecision"}:
-        from eco_rails import classifier
-
-        return getattr(classifier, name)
-    if name in {"ForgetPolicy", "load_policy"}:
-        from eco_rails import policy
-
-        return getattr(policy, name)
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'eco_rails' has no attribute {name!r}")
 
 
-__all__ = [
-    "ClassifierDecision", "CorruptionSpec", "ConfigError", "ForgetPolicy", "PromptClassifier", "load_policy", "EMBEDDED_MODEL", "EcoChatModel", "EcoEngine", "EcoLLM", "EcoRailsError",
-    "FlagDecider", "FlagDecision", "GenerationResult", "GenerationSettings", "ModelLoadError", "PromptError",
-    "SpanNotFoundError", "apply_corruption", "get_engine", "register_nemo_provider", "__version__",
-]
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
 
-register_nemo_provider()
+
+__all__ = sorted({*_EXPORTS, "ConfigError", "EcoRailsError", "ModelLoadError", "PromptError", "SpanNotFoundError",
+                  "__version__"})
+
+from eco_rails.providers import registration as _registration  # noqa: E402
+
+_registration.install()

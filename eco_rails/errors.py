@@ -1,4 +1,8 @@
-"""Errors raised by eco-rails. Each message names what is wrong and what to do about it."""
+"""Every error eco-rails raises on purpose, in one place.
+
+Each message names what is wrong (the file, the field) and what to do about it. A rail that catches
+:class:`EcoRailsError` knows the classifier could not decide and fails closed.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,12 @@ class EcoRailsError(Exception):
     """Base class of every error eco-rails raises on purpose."""
 
 
+class ConfigError(EcoRailsError, ValueError):
+    """A configuration value (policy field, provider parameter, rail setting, ...) is invalid."""
+
+
 class ModelLoadError(EcoRailsError):
-    """A model reference does not resolve to a loadable local causal language model."""
+    """A model reference does not resolve to a loadable local model."""
 
 
 class PromptError(EcoRailsError, ValueError):
@@ -19,5 +27,17 @@ class SpanNotFoundError(PromptError):
     """Flagged text could not be located inside the templated prompt."""
 
 
-class ConfigError(EcoRailsError, ValueError):
-    """A configuration value (provider parameter, corruption setting, ...) is invalid."""
+class ArtifactError(EcoRailsError):
+    """A classifier artifact is missing, stale, corrupt or unreadable."""
+
+
+class StaleArtifactError(ArtifactError):
+    """The artifact was built from a different version of the policy."""
+
+
+class ClassifierInputError(EcoRailsError, ValueError):
+    """A prompt the classifier refuses to score (not text, not UTF-8, or too long)."""
+
+
+class ClassifierRuntimeError(EcoRailsError):
+    """ONNX Runtime failed while scoring; the caller must not treat the prompt as clean."""

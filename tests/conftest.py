@@ -1,4 +1,8 @@
-"""Shared fixtures. Everything runs on the real embedded model, offline."""
+"""Shared fixtures for both tiers. Everything runs offline; the integration tier on the real embedded model.
+
+``tests/unit``: no model is loaded (no SmolLM2, no classifier fit, no MiniLM, no LLMRails on the eco model).
+``tests/integration``: real models, NeMo Guardrails, LangChain, servers.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,33 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["NEMO_GUARDRAILS_NO_USAGE_STATS"] = "1"
 
-from pathlib import Path  # noqa: E402
+import shutil
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+TEST_CONFIGS = REPO / "tests" / "configs"
+# The small test policy as a checked-in rails config: config.yml, policy.yml, optimize.jsonl.
+WIZARD_SCHOOL = TEST_CONFIGS / "wizard_school"
+SMALL_POLICY: dict = yaml.safe_load((WIZARD_SCHOOL / "policy.yml").read_text(encoding="utf-8"))
+
+# Caches that `fresh_caches` clears: per-rails-config state. The loaded engines stay warm: the session's
+# `engine` fixture is shared (tests check that providers reuse it), and reloading a model is slow.
+FRESH_CACHES = ("rail_runtimes",)
+
+
+@pytest.fixture
+def fresh_caches():
+    """Clear the process caches holding per-rails-config state (rail runtimes) before and after the test,
+    through the package's own hook (:func:`eco_rails.caches.reset_caches`)."""
+    import eco_rails.rails.runtime  # noqa: F401  (registers the "rail_runtimes" cache)
+    from eco_rails.caches import reset_caches
+
+    reset_caches(*FRESH_CACHES)
+    yield
+    reset_caches(*FRESH_CACHES)
 
 
 @pytest.fixture(scope="session")
@@ -36,62 +62,22 @@ def minilm_dir() -> Path:
 @pytest.fixture(scope="session")
 def hp_artifact():
     """The demo policy's classifier in onnx/harry_potter, fitted if missing or stale (as `eco-rails chat` does)."""
-    from eco_rails.fit import artifact_status, fit_policy
-    from eco_rails.rail_settings import load_eco_settings
+    from eco_rails.classifier.fit import fit_policy
+    from eco_rails.rails.resolved import resolve_config
 
-    config = REPO / "rails_configs" / "harry_potter"
-    path, status = artifact_status(config)
-    if status != "ok":
-        fit_policy(load_eco_settings(config).policy_path, path)
-    return path
-
-
-SMALL_POLICY = {
-    "name": "wizard_school",
-    "version": "1",
-    "targets": [{
-        "id": "wizard-school",
-        "description": "The Harry Potter books (a small test policy).",
-        "key_terms": ["Hogwarts", "Dumbledore", "Voldemort", "Quidditch", "Horcrux", "Goblet of Fire"],
-        "examples": [
-            "Who is Harry Potter?", "Who are Harry Potter's best friends?", "What house is Harry Potter in?",
-            "Who is the headmaster of the school of witchcraft in the Potter books?", "What is Harry Potter's owl called?",
-            "Who killed Harry Potter's parents?", "What is the name of Ron Weasley's rat?", "Who is Hermione Granger?",
-            "What position does Harry play on his house team?", "What is the boy who lived famous for?",
-            "Who is Severus Snape?", "Who is Rubeus Hagrid?", "What is Diagon Alley?", "What is Platform nine and three quarters?",
-            "What is the Sorting Hat?", "Who is Draco Malfoy?", "What are the Deathly Hallows?", "What is a Patronus?",
-            "Who is Sirius Black?", "What does Expelliarmus do?", "Who is Neville Longbottom?", "What is Gringotts?",
-            "What is a Dementor?", "What is the Marauder's Map?", "Who wrote the Harry Potter books?",
-        ],
-    }],
-    "keep": [
-        "Who wrote The Lord of the Rings?", "Who is Gandalf?", "Who wrote the Narnia books?", "Who is Prince Harry?",
-        "What does a potter make?", "Who is Harry Styles?", "Who wrote Percy Jackson?", "What is an owl?",
-        "Who was Merlin?", "Who wrote Discworld?",
-    ],
-    "classifier": {"target_fpr": 0.05, "epochs": 3, "general_negatives": 200, "learning_rate": 1e-4, "seed": 0},
-    "corruption": {"method": "rand_noise", "strength": "auto"},
-    "optimization": {"data": "optimize.jsonl", "budget": 12, "fluency_prompts": 2, "init_strength": 0.05},
-}
+    resolved = resolve_config(REPO / "rails_configs" / "harry_potter")
+    if resolved.status() != "ok":
+        fit_policy(resolved.policy_path, resolved.artifact_path)
+    return resolved.artifact_path
 
 
 @pytest.fixture(scope="session")
 def fitted(tmp_path_factory):
-    """The small test policy, fitted once per session (about a minute on 2 cores)."""
-    import yaml
-
-    from eco_rails.fit import fit_policy
+    """The small test policy (tests/configs/wizard_school), copied to a temporary folder and fitted there once
+    per session (about a minute on 2 cores). The checked-in folder is never written."""
+    from eco_rails.classifier.fit import fit_policy
 
     root = tmp_path_factory.mktemp("wizard_school")
-    (root / "policy.yml").write_text(yaml.safe_dump(SMALL_POLICY), encoding="utf-8")
-    # the first 8 of the demo's optimisation questions (the demo's evaluation set is a different file)
-    demo = (REPO / "rails_configs" / "harry_potter" / "data" / "optimize_mcq.jsonl").read_text().splitlines()[:8]
-    (root / "optimize.jsonl").write_text("\n".join(demo) + "\n", encoding="utf-8")
-    (root / "config.yml").write_text(yaml.safe_dump({
-        "models": [{"type": "main", "engine": "eco", "model": "smollm2-135m", "parameters": {"max_new_tokens": 24}}],
-        "custom_data": {"eco": {"policy": "policy.yml", "artifact": "onnx/wizard_school"}},
-    }), encoding="utf-8")
+    shutil.copytree(WIZARD_SCHOOL, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("onnx", "__pycache__"))
     manifest = fit_policy(root / "policy.yml", root / "onnx" / "wizard_school", keep_fp32=True)
     return root, manifest
-
-

@@ -14,34 +14,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from eco_rails.artifacts import ArtifactError
 from eco_rails.bench.stats import Summary, paired_ratio, rotated, summarize
-from eco_rails.errors import ConfigError
+from eco_rails.classifier.backends import make_session, onnx_providers
+from eco_rails.errors import ArtifactError
 
 VARIANTS = ("torch", "fp32_onnx", "int8_onnx")
-
-
-def _providers(device: str) -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    if not device.startswith("cuda"):
-        return ["CPUExecutionProvider"]
-    if "CUDAExecutionProvider" not in available:
-        raise ConfigError(
-            f"--device {device}: ONNX Runtime here has no CUDAExecutionProvider (providers: {available}). "
-            "Install eco-rails[gpu] (onnxruntime-gpu) or benchmark the classifier on cpu."
-        )
-    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-
-
-def _ort_session(path: Path, providers: list[str]):
-    """A session set up as :class:`~eco_rails.classifier.PromptClassifier` sets up its own."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=providers)
 
 
 def _timed(fn: Callable[[], object], sync: Callable[[], None]) -> float:
@@ -60,7 +37,7 @@ def bench_classifier(artifact_dir: Path, prompts: Sequence[str], *, rounds: int,
     import torch
     from transformers import AutoModelForSequenceClassification
 
-    from eco_rails.classifier import PromptClassifier
+    from eco_rails.classifier.runtime import PromptClassifier
 
     fp32_dir = artifact_dir / "fp32"
     if not (fp32_dir / "model.onnx").is_file() or not (fp32_dir / "config.json").is_file():
@@ -68,11 +45,11 @@ def bench_classifier(artifact_dir: Path, prompts: Sequence[str], *, rounds: int,
             f"{artifact_dir} has no fp32/ checkpoint to compare against. Re-fit with `eco-rails fit <config> --keep-fp32`, "
             "or run the bench with its fit section (the default without --quick)."
         )
-    providers = _providers(device)
+    providers = onnx_providers(device)
     runtime = PromptClassifier(artifact_dir, providers=providers)  # the int8 model, as the rail runs it
     tokenizer = runtime.tokenizer
     torch_model = AutoModelForSequenceClassification.from_pretrained(fp32_dir, local_files_only=True).eval().to(device)
-    sessions = {"fp32_onnx": _ort_session(fp32_dir / "model.onnx", providers), "int8_onnx": runtime.session}
+    sessions = {"fp32_onnx": make_session(fp32_dir / "model.onnx", providers), "int8_onnx": runtime.session}
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def runner(variant: str, enc: dict) -> Callable[[], object]:
@@ -85,8 +62,8 @@ def bench_classifier(artifact_dir: Path, prompts: Sequence[str], *, rounds: int,
             return run
         session = sessions[variant]
         names = {i.name for i in session.get_inputs()}
-        feeds = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in names}
-        return lambda: session.run(None, feeds)
+        arrays = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in names}
+        return lambda: session.run(None, arrays)
 
     singles = [dict(tokenizer([p], truncation=True, max_length=runtime.manifest.max_length)) for p in prompts]
     batch_texts = [prompts[i % len(prompts)] for i in range(batch_size)]

@@ -25,9 +25,9 @@ def bench_provider(engine, prompts: Sequence[str], *, rounds: int, new_tokens: i
     """(measurements, corrupted/clean tokens/s, provider/HF-generate tokens/s); ratios are medians of paired runs."""
     import torch
 
-    from eco_rails.corruptions import CorruptionSpec
-    from eco_rails.engine import GenerationSettings
-    from eco_rails.flags import FlagDecision
+    from eco_rails.engine.corruption import CorruptionSpec
+    from eco_rails.engine.flags import FlagDecision
+    from eco_rails.engine.generation import GenerationSettings
 
     settings = GenerationSettings(max_new_tokens=new_tokens, min_new_tokens=new_tokens)
     corruption = CorruptionSpec()

@@ -44,7 +44,7 @@ async def bench_rail(config_dir: Path, prompts: Sequence[str], *, rounds: int, n
     from nemoguardrails import LLMRails
 
     import eco_rails
-    from eco_rails.classifier import PromptClassifier
+    from eco_rails.classifier.runtime import PromptClassifier
 
     eco_rails.register_nemo_provider()
     rails = {"with_rail": LLMRails(_load(config_dir, new_tokens, True)),

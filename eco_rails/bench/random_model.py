@@ -25,8 +25,8 @@ def random_engine(preset: str, *, tokenizer_dir: Path | None, device: str, dtype
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from eco_rails.engine import EcoEngine
-    from eco_rails.model_store import choose_placement, resolve_model_dir
+    from eco_rails.engine.generation import EcoEngine
+    from eco_rails.engine.model_store import choose_placement, resolve_model_dir
 
     if preset not in PRESETS:
         raise ConfigError(f"--random-model {preset!r} is not a preset; use one of {', '.join(PRESETS)}.")

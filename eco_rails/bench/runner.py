@@ -9,15 +9,18 @@ import shutil
 import tempfile
 import time
 from contextlib import ExitStack
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Callable, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from eco_rails.atomic import atomic_directory
 from eco_rails.bench.report import BenchReport, Ratios, evaluate_targets
 from eco_rails.bench.stats import Summary, summarize
 from eco_rails.errors import ConfigError
+from eco_rails.progress import ProgressSink, SilentProgress
+from eco_rails.rails.resolved import resolve_config
 from eco_rails.versions import package_versions
 
 SECTIONS = ("fit", "classifier", "rail", "provider", "cold-start")
@@ -49,7 +52,7 @@ class BenchOptions(BaseModel):
     cold_start_repeats: int = Field(default=3, ge=1)
 
     @classmethod
-    def build(cls, *, sections: Optional[list[str]] = None, quick: bool = False, **values: object) -> "BenchOptions":
+    def build(cls, *, sections: Optional[list[str]] = None, quick: bool = False, **values: object) -> BenchOptions:
         """Options from CLI values (``None`` means default). ``--quick`` shrinks every section to a smoke run
         and, unless sections are named, leaves out the multi-minute fit."""
         chosen = tuple(sections) if sections else tuple(s for s in SECTIONS if not (quick and s == "fit"))
@@ -93,10 +96,7 @@ def _versions() -> dict[str, str]:
 
 def _policy_prompts(config: Path) -> tuple[list[str], list[str]]:
     """(in-scope, out-of-scope) prompts from the config's policy: its target examples and keep examples."""
-    from eco_rails.policy import load_policy
-    from eco_rails.rail_settings import load_eco_settings
-
-    policy = load_policy(load_eco_settings(config).policy_path)
+    policy = resolve_config(config).policy
     inside = [e for t in policy.targets for e in t.examples]
     outside = list(policy.keep)
     if not outside:
@@ -115,39 +115,35 @@ def _interleave(a: list[str], b: list[str], n: int) -> list[str]:
 
 def _fit_copy(config: Path, stack: ExitStack) -> Path:
     """Fit the config's policy, with the fp32 checkpoint, into a temporary artifact (removed with ``stack``)."""
-    from eco_rails.fit import fit_policy
-    from eco_rails.rail_settings import load_eco_settings
+    from eco_rails.classifier.fit import fit_policy
 
     artifact = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="eco-bench-"))) / "artifact"
-    fit_policy(load_eco_settings(config).policy_path, artifact, keep_fp32=True)
+    fit_policy(resolve_config(config).policy_path, artifact, keep_fp32=True)
     return artifact
-
-
-Progress = Callable[[str, int], Callable[[int], None]]  # (description, total) -> advance(n)
 
 
 def _ensure_config_artifact(config: Path, fitted: Optional[Path], note: Callable[[str], None]) -> Path:
     """The config's classifier, fitted (with the fp32 checkpoint) when it is missing or stale."""
-    from eco_rails.artifacts import atomic_directory
-    from eco_rails.fit import artifact_status, fit_policy
-    from eco_rails.rail_settings import load_eco_settings
+    from eco_rails.classifier.fit import fit_policy
 
-    path, status = artifact_status(config)
+    resolved = resolve_config(config)
+    path, status = resolved.artifact_path, resolved.status()
     if status == "ok":
         return path
     if fitted is not None:  # the benchmark just fitted the same policy, deterministically: install that copy
         with atomic_directory(path) as out:
             shutil.copytree(fitted, out, dirs_exist_ok=True)
     else:
-        fit_policy(load_eco_settings(config).policy_path, path, keep_fp32=True)
+        fit_policy(resolved.policy_path, path, keep_fp32=True)
     note(f"The classifier artifact {path} was {status}; the benchmark fitted it (corruption strength not learned).")
     return path
 
 
-def run_bench(options: BenchOptions, *, command: str, progress: Progress,
+def run_bench(options: BenchOptions, *, command: str, progress: ProgressSink | None = None,
               note: Callable[[str], None] = lambda s: None) -> BenchReport:
     from eco_rails import __version__
 
+    sink = progress or SilentProgress()
     measurements: dict[str, Summary] = {}
     ratios: dict[str, Optional[float]] = dict.fromkeys(Ratios.model_fields)
     notes: list[str] = []
@@ -162,7 +158,7 @@ def run_bench(options: BenchOptions, *, command: str, progress: Progress,
     with ExitStack() as stack:
         classifier_artifact: Optional[Path] = None
         if "fit" in options.sections:
-            advance = progress("fit (demo policy)", 1)
+            advance = sink.task("fit (demo policy)", 1)
             start = time.perf_counter()
             classifier_artifact = _fit_copy(options.config, stack)
             measurements["fit.wall_s"] = summarize([time.perf_counter() - start], "s")
@@ -179,7 +175,7 @@ def run_bench(options: BenchOptions, *, command: str, progress: Progress,
                     add_note("The config's artifact has no fp32 checkpoint; the benchmark fitted a copy with --keep-fp32.")
             prompts = _interleave(inside, outside, options.classifier_prompts)
             found, speedup = bench_classifier(classifier_artifact, prompts, rounds=options.classifier_rounds,
-                                              device=options.device, progress=progress("classifier", options.classifier_rounds))
+                                              device=options.device, progress=sink.task("classifier", options.classifier_rounds))
             measurements.update(found)
             ratios["classifier_int8_speedup_vs_torch"] = speedup
         if "rail" in options.sections:
@@ -189,7 +185,7 @@ def run_bench(options: BenchOptions, *, command: str, progress: Progress,
             prompts = _interleave(inside, outside, options.rail_prompts)
             found, overhead, flagged = asyncio.run(bench_rail(
                 options.config, prompts, rounds=options.rail_rounds, new_tokens=options.rail_new_tokens,
-                progress=progress("rail overhead", options.rail_rounds)))
+                progress=sink.task("rail overhead", options.rail_rounds)))
             measurements.update(found)
             ratios["rail_overhead"] = overhead
             settings["rail_prompts_flagged"] = flagged
@@ -200,9 +196,10 @@ def run_bench(options: BenchOptions, *, command: str, progress: Progress,
                 from eco_rails.bench.random_model import parameter_count, random_engine
 
                 engine = random_engine(options.random_model, tokenizer_dir=options.tokenizer, device=options.device, dtype=options.dtype)
-                settings["random_model_parameters"] = parameter_count(engine.model)
+                n_parameters = parameter_count(engine.model)
+                settings["random_model_parameters"] = n_parameters
                 add_note(f"Provider throughput on a randomly initialised {options.random_model} Llama "
-                         f"({settings['random_model_parameters'] / 1e9:.2f}B parameters): speed does not depend on weight values.")
+                         f"({n_parameters / 1e9:.2f}B parameters): speed does not depend on weight values.")
             else:
                 from eco_rails import get_engine
 
@@ -211,7 +208,7 @@ def run_bench(options: BenchOptions, *, command: str, progress: Progress,
             questions = _take(inside or _DEFAULT_QUESTIONS, options.provider_prompts)
             found, corrupted_vs_clean, provider_vs_hf = bench_provider(
                 engine, questions, rounds=options.provider_rounds, new_tokens=options.provider_new_tokens,
-                progress=progress("provider", options.provider_rounds))
+                progress=sink.task("provider", options.provider_rounds))
             measurements.update(found)
             ratios["corrupted_vs_clean_tokens_per_s"] = corrupted_vs_clean
             ratios["provider_vs_hf_generate_tokens_per_s"] = provider_vs_hf
@@ -225,9 +222,9 @@ def run_bench(options: BenchOptions, *, command: str, progress: Progress,
                 get_engine(options.model, device=options.device, dtype=options.dtype)  # the one-off conversion, untimed
                 measurements.update(bench_cold_start(options.model, device=options.device, dtype=options.dtype,
                                                      repeats=options.cold_start_repeats,
-                                                     progress=progress("cold start", options.cold_start_repeats)))
+                                                     progress=sink.task("cold start", options.cold_start_repeats)))
     report = BenchReport(
-        eco_rails_version=__version__, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=command,
+        eco_rails_version=__version__, created_at=datetime.now(UTC).isoformat(timespec="seconds"), command=command,
         quick=options.quick, sections=list(options.sections), machine=_machine(options.device), versions=_versions(),
         settings=settings, measurements=measurements, ratios=Ratios(**ratios), notes=notes,
     )

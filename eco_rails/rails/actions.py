@@ -10,8 +10,8 @@ from nemoguardrails.actions import action
 from nemoguardrails.actions.rail_outcome import RailOutcome, TransformTarget
 
 from eco_rails.errors import EcoRailsError
-from eco_rails.markers import mark_reference, mark_span, register_corruption, strip_markers
-from eco_rails.rail_runtime import runtime_for
+from eco_rails.providers.markers import mark_reference, mark_span, register_corruption, strip_markers
+from eco_rails.rails.runtime import runtime_for
 
 log = logging.getLogger("eco_rails.rails")
 

@@ -8,17 +8,19 @@ import os
 
 os.environ.setdefault("NEMO_GUARDRAILS_NO_USAGE_STATS", "1")  # offline by default
 
-import logging  # noqa: E402
+import logging
 
-import eco_rails  # noqa: E402  (registers engine `eco`)
-from eco_rails.errors import EcoRailsError  # noqa: E402
-from eco_rails.rail_runtime import check_rails_config  # noqa: E402
+from eco_rails.errors import EcoRailsError
+from eco_rails.providers.nemo import register_nemo_provider
+from eco_rails.rails.runtime import check_rails_config
 
 log = logging.getLogger("eco_rails.rails")
 
+register_nemo_provider()  # before NeMo builds the models
+
 
 def init(app):
-    eco_rails.register_nemo_provider()
+    register_nemo_provider()
     runtime = check_rails_config(app.config)
     try:  # load the classifier now so problems show at start-up; requests fail closed if it stays broken
         runtime.classifier()

@@ -1,0 +1,117 @@
+"""The classifier artifact on disk (``onnx/<policy-name>/``) and its ``manifest.json``.
+
+An artifact is written with :func:`eco_rails.atomic.atomic_directory` (a temporary sibling directory,
+then one rename), so readers see either the old complete artifact or the new complete one, never a mix.
+The manifest's JSON schema ships as ``eco_rails/schemas/artifact_manifest.schema.json``
+(``eco-rails manifest-schema``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from eco_rails.errors import ArtifactError, StaleArtifactError
+from eco_rails.policy import ForgetPolicy
+
+__all__ = [
+    "FORMAT_VERSION", "MANIFEST", "ONNX_FILE", "SCHEMA_PATH", "ArtifactError", "ArtifactManifest", "ArtifactStatus",
+    "SplitMetrics", "StaleArtifactError", "artifact_status", "ensure_fresh", "manifest_json_schema", "read_manifest",
+]
+
+MANIFEST = "manifest.json"
+ONNX_FILE = "model.onnx"
+FORMAT_VERSION = 1
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "artifact_manifest.schema.json"
+
+ArtifactStatus = Literal["ok", "missing", "stale"]
+
+
+class SplitMetrics(BaseModel):
+    """How the shipped (int8) classifier did on one held-out split, under the calibrated threshold."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n_negative: int = Field(description="Prompts outside the policy in this split.")
+    n_positive: int = Field(description="Prompts inside the policy in this split.")
+    fpr: float | None = Field(description="Fraction of negatives flagged (key-term hits included); null without negatives.")
+    tpr: float | None = Field(description="Fraction of positives flagged; null without positives.")
+    tpr_per_target: dict[str, float | None] = Field(default_factory=dict, description="TPR for each target id.")
+    n_per_target: dict[str, int] = Field(default_factory=dict, description="Positives for each target id.")
+    key_term_hits_negative: int = Field(default=0, description="Negatives flagged by a key term alone (counted in fpr).")
+
+
+class ArtifactManifest(BaseModel):
+    """``manifest.json``: what was fitted, from which policy, with what results. Written by ``eco-rails fit``
+    (and updated by ``eco-rails optimize``); read by the classifier runtime and the rail."""
+
+    model_config = ConfigDict(extra="forbid", title="eco-rails classifier artifact manifest")
+
+    format_version: int = Field(default=FORMAT_VERSION, description="Layout version of the artifact folder.")
+    policy_name: str = Field(description="The policy's `name`.")
+    policy_version: str = Field(description="The policy's `version` when it was fitted.")
+    policy_hash: str = Field(description="SHA-256 of the policy's content; a different hash means the artifact is stale.")
+    labels: list[str] = Field(description="Classifier output labels: index 0 is 'none', then the target ids in policy order.")
+    threshold: float = Field(description="Calibrated flag threshold on the encoder score (1 - P(none)); flag when score > threshold.")
+    target_fpr: float = Field(description="False-positive rate the threshold was calibrated to (split conformal).")
+    max_length: int = Field(description="Tokens per classifier window.")
+    context_turns: int = Field(description="Earlier user turns classified together with the latest one.")
+    max_prompt_chars: int = Field(description="Longer prompts are refused (the rail fails closed).")
+    backbone: str = Field(description="Encoder the classifier was fine-tuned from.")
+    onnx_file: str = Field(default=ONNX_FILE, description="The quantised ONNX model, relative to the artifact folder.")
+    quantization: str = Field(default="int8-dynamic", description="How the ONNX model was quantised.")
+    metrics: dict[str, SplitMetrics] = Field(description="Held-out results: `calibration`, `test`, and the `train_size` counts.")
+    key_terms: dict[str, list[str]] = Field(default_factory=dict, description="Target id -> key terms matched lexically.")
+    learned_strength: dict[str, float] = Field(
+        default_factory=dict, description="Target id -> corruption strength learned by `eco-rails optimize` (strength: auto).")
+    optimization: dict[str, Any] | None = Field(
+        default=None, description="The strength search's report (objective values, fluency, budget, history).")
+    versions: dict[str, str] = Field(description="Python and library versions the artifact was built with.")
+    created_at: str = Field(description="UTC time the artifact was written (ISO 8601).")
+    seed: int = Field(description="Seed of data splits, augmentation and training.")
+
+    @property
+    def target_ids(self) -> list[str]:
+        return self.labels[1:]
+
+
+def read_manifest(artifact_dir: Path) -> ArtifactManifest:
+    """Read and validate ``artifact_dir/manifest.json``; :class:`ArtifactError` with the fix otherwise."""
+    path = Path(artifact_dir) / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"No classifier artifact at {artifact_dir} (missing {MANIFEST}). Run `eco-rails fit <rails-config-dir>`.")
+    try:
+        return ArtifactManifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except (ValidationError, UnicodeDecodeError, ValueError) as exc:
+        raise ArtifactError(f"{path} is corrupt or from an incompatible eco-rails version ({exc}). Re-run `eco-rails fit`.") from None
+
+
+def artifact_status(artifact_dir: Path, policy_hash: str) -> ArtifactStatus:
+    """``ok`` (fitted for this policy content), ``stale`` (fitted for other content) or ``missing``."""
+    try:
+        manifest = read_manifest(artifact_dir)
+    except ArtifactError:
+        return "missing"
+    return "ok" if manifest.policy_hash == policy_hash else "stale"
+
+
+def ensure_fresh(manifest: ArtifactManifest, policy: ForgetPolicy, artifact_dir: Path, fix: str = "<rails-config-dir>") -> None:
+    """Refuse an artifact fitted for other policy content: :class:`StaleArtifactError` saying which policy
+    and version it was fitted for, and the command that re-fits it."""
+    if manifest.policy_hash == policy.content_hash():
+        return
+    if manifest.policy_name != policy.name:
+        what = f"for another policy, {manifest.policy_name!r} (version {manifest.policy_version}), not {policy.name!r}"
+    else:
+        what = (f"for another version of policy {manifest.policy_name!r} (fitted: version {manifest.policy_version}; "
+                f"current: version {policy.version}, content changed)")
+    raise StaleArtifactError(f"The classifier in {artifact_dir} was fitted {what}. Run `eco-rails fit {fix}` to re-fit it.")
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """The JSON schema of ``manifest.json`` (draft 2020-12)."""
+    schema = ArtifactManifest.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema

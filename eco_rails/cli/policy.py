@@ -1,0 +1,139 @@
+"""Policy authoring: fit, optimize, classify, and the JSON schemas of policies and manifests."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from eco_rails.cli.app import _fail, app, console
+
+
+def _calibration_table(manifest: Any) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"Policy {manifest.policy_name} v{manifest.policy_version}: threshold {manifest.threshold:.4f} "
+                        f"(target FPR {manifest.target_fpr:g})")
+    for col in ("split", "negatives", "FPR", "positives", "TPR", "key-term hits on negatives"):
+        table.add_column(col, justify="right" if col != "split" else "left")
+    for split in ("calibration", "test"):
+        m = manifest.metrics[split]
+        fmt = lambda v: "-" if v is None else f"{v:.3f}"
+        table.add_row(split, str(m.n_negative), fmt(m.fpr), str(m.n_positive), fmt(m.tpr), str(m.key_term_hits_negative))
+        for target, tpr in m.tpr_per_target.items():
+            if len(m.tpr_per_target) > 1:
+                table.add_row(f"  {target}", "", "", str(m.n_per_target[target]), fmt(tpr), "")
+    return table
+
+
+@app.command()
+def fit(
+    config: Path = typer.Argument(..., help="Rails config folder whose custom_data.eco names the policy."),
+    keep_fp32: bool = typer.Option(False, "--keep-fp32", help="Also keep the PyTorch checkpoint and fp32 ONNX (benchmarks)."),
+    skip_optimize: bool = typer.Option(False, "--skip-optimize", help="Do not learn the corruption strength now."),
+) -> None:
+    """Train, calibrate and export the policy's classifier to ONNX (int8); then learn the corruption strength."""
+    from eco_rails.classifier.fit import fit_policy
+    from eco_rails.errors import EcoRailsError
+    from eco_rails.progress import progress_bars
+    from eco_rails.rails.resolved import resolve_config
+
+    try:
+        resolved = resolve_config(config)
+        policy, artifact = resolved.policy, resolved.artifact_path
+        console.print(f"Fitting policy [bold]{policy.name}[/] v{policy.version} -> {artifact}")
+        with progress_bars(True) as bars:
+            manifest = fit_policy(resolved.policy_path, artifact, progress=bars, keep_fp32=keep_fp32)
+        console.print(_calibration_table(manifest))
+        if policy.corruption.strength == "auto" and policy.optimization.data and not skip_optimize:
+            from eco_rails.strength.optimize import optimize_strength
+
+            with progress_bars(True, width=34) as bars:
+                _print_optimization(optimize_strength(config, progress=bars))
+    except EcoRailsError as exc:
+        _fail(str(exc))
+    console.print(f"[green]Wrote[/] {artifact}")
+
+
+def _print_optimization(report: dict) -> None:
+    status = "[green]reached[/]" if report["reached_target"] else "[red]NOT reached[/]"
+    console.print(
+        f"Learned strength {report['strength']:.4f}: forget accuracy {report['plain_accuracy']:.2f} -> {report['accuracy']:.2f} "
+        f"(target <= {report['target_accuracy']:.2f}, {status}) in {report['evaluations']} evaluations / "
+        f"{report['forward_passes']} forward passes"
+    )
+    if report.get("fluency"):
+        f = report["fluency"]
+        console.print(f"Fluency: corrupted/clean answer perplexity {f['corrupted_perplexity']:.1f}/{f['clean_perplexity']:.1f} "
+                      f"= {f['ratio']:.2f} ({'within' if report['fluent'] else '[red]over[/]'} the bound)")
+
+
+@app.command()
+def optimize(config: Path = typer.Argument(..., help="Rails config folder.")) -> None:
+    """Learn the corruption strength (strength: auto) by zeroth-order search; forward passes only."""
+    from eco_rails.errors import EcoRailsError
+    from eco_rails.progress import progress_bars
+    from eco_rails.strength.optimize import optimize_strength
+
+    try:
+        with progress_bars(True, width=34) as bars:
+            report = optimize_strength(config, progress=bars)
+    except EcoRailsError as exc:
+        _fail(str(exc))
+    _print_optimization(report)
+
+
+@app.command()
+def classify(
+    prompts: list[str] = typer.Argument(..., help="Prompts to classify."),
+    config: Path = typer.Option(..., "--config", "-c", help="Rails config folder."),
+) -> None:
+    """Show how the policy's classifier scores prompts (for policy authors)."""
+    from rich.table import Table
+
+    from eco_rails.classifier.runtime import PromptClassifier
+    from eco_rails.errors import EcoRailsError
+
+    try:
+        classifier = PromptClassifier.from_config(config)
+        decisions = classifier.classify_batch(prompts)
+    except EcoRailsError as exc:
+        _fail(str(exc))
+    table = Table()
+    for col in ("prompt", "flagged", "score", "target", "key term"):
+        table.add_column(col)
+    for prompt, d in zip(prompts, decisions):
+        table.add_row(prompt[:80], "yes" if d.flagged else "no", f"{d.score:.3f}", d.target or "-", d.key_term or "-")
+    console.print(table)
+
+
+@app.command("policy-schema")
+def policy_schema(out: Optional[Path] = typer.Option(None, "--out", help="Write the schema here instead of stdout.")) -> None:
+    """Print the JSON schema of forget policy files (for editor validation)."""
+
+    from eco_rails.policy import policy_json_schema
+
+    _write_schema(policy_json_schema(), out)
+
+
+@app.command("manifest-schema")
+def manifest_schema(out: Optional[Path] = typer.Option(None, "--out", help="Write the schema here instead of stdout.")) -> None:
+    """Print the JSON schema of a classifier artifact's manifest.json."""
+    from eco_rails.classifier.artifact import manifest_json_schema
+
+    _write_schema(manifest_json_schema(), out)
+
+
+def _write_schema(schema: dict, out: Optional[Path]) -> None:
+    import json
+
+    from eco_rails.atomic import write_text_atomic
+
+    text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(out, text)
+        console.print(f"[green]Wrote[/] {out}")

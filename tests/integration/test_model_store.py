@@ -1,0 +1,77 @@
+"""Resolving and loading local models: the embedded GGUF cache and other families.
+
+(Bad paths and devices, which load no model: tests/unit/test_model_store.py.)
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from eco_rails import FlagDecision, GenerationSettings, get_engine
+from eco_rails.engine.model_store import cache_root, resolve_model_dir
+
+
+def test_embedded_model_is_converted_once_into_a_hash_keyed_cache(engine):
+    first = resolve_model_dir("smollm2-135m")
+    assert first.parent == cache_root() / "models"
+    assert first.name.startswith("SmolLM2-135M-Instruct.Q4_1-") and (first / "model.safetensors").is_file()
+    mtime = (first / "model.safetensors").stat().st_mtime_ns
+    assert resolve_model_dir("embedded") == first
+    assert (first / "model.safetensors").stat().st_mtime_ns == mtime, "a second start reuses the cache"
+    assert not [p for p in first.parent.iterdir() if p.name.startswith(".")], "no half-written temp dirs"
+
+
+def test_a_conversion_killed_half_way_is_cleaned_up_by_the_next_one(tmp_path, monkeypatch):
+    """A conversion interrupted by a kill leaves its temporary folder; the next conversion (holding the
+    lock) removes it before writing its own, and the cache ends with only the finished model."""
+    from eco_rails.engine.model_store import converted_gguf_dir, embedded_gguf_path
+
+    monkeypatch.setenv("ECO_RAILS_CACHE", str(tmp_path))
+    models = tmp_path / "models"
+    gguf = embedded_gguf_path()
+    target_prefix = f".{gguf.stem}-"
+    leftover = models / f"{target_prefix}0000000000000000.killed"  # another key: must stay
+    models.mkdir(parents=True)
+    first = converted_gguf_dir(gguf)
+    killed = models / f".{first.name}.abc123"
+    killed.mkdir()
+    (killed / "model.safetensors").write_bytes(b"half")
+    leftover.mkdir()
+    import shutil
+
+    shutil.rmtree(first)  # force a second conversion
+    again = converted_gguf_dir(gguf)
+    assert again == first and (again / "model.safetensors").is_file()
+    assert not killed.exists(), "the killed conversion's temporary folder is removed"
+    assert leftover.exists(), "temporary folders of other models are left alone"
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2", "mistral"])
+def test_other_model_families_load_from_a_local_directory(tmp_path, engine, family):
+    """A small randomly initialised model of each family, saved as a normal HF directory."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(
+        family, vocab_size=len(engine.tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        bos_token_id=engine.tokenizer.bos_token_id, eos_token_id=engine.tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    engine.tokenizer.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == family
+
+    small = get_engine(tmp_path, device="cpu")
+    assert type(small.model).__name__.lower().startswith(family)
+    settings = GenerationSettings(max_new_tokens=8)
+    clean = small.generate("Hello there", settings=settings)
+    ids = torch.tensor([small.render("Hello there").input_ids])
+    plain = small.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
+                                 pad_token_id=small.pad_token_id)
+    assert clean.completion_tokens == 8
+    assert clean.text == small.tokenizer.decode(plain[0, ids.shape[1]:], skip_special_tokens=True)
+    prepared = small.prepare("Hello there", flag=FlagDecision.flag())
+    assert prepared.corrupted_tokens == 2  # "Hello", " there"

@@ -1,0 +1,30 @@
+"""The eco-rails command line, run as a user would run it: the paths that load no model.
+
+(Chats with the real model are in tests/integration/test_cli.py.)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "eco_rails.cli", *args], input=stdin, capture_output=True,
+                          text=True, cwd=REPO, env={**os.environ})
+
+
+def test_version_and_help():
+    out = run_cli("--version")
+    assert out.returncode == 0 and out.stdout.startswith("eco-rails ")
+    assert "chat" in run_cli("--help").stdout
+
+
+def test_bad_inputs_exit_nonzero_with_a_clear_message(tmp_path):
+    out = run_cli("chat", "--config", str(tmp_path), "--message", "hi")
+    assert out.returncode == 1 and "is not a rails config folder" in out.stderr
+    out = run_cli("chat", "--model", str(tmp_path / "missing"), "--message", "hi")
+    assert out.returncode == 1 and "does not exist" in out.stderr

@@ -1,0 +1,29 @@
+"""README's Layout section matches the tree: every folder of the package is listed, every file named exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def layout_block() -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Layout", 1)[1]
+    return section.split("```", 2)[1]
+
+
+def test_every_package_folder_is_in_the_layout():
+    block = layout_block()
+    folders = sorted(p.name for p in (REPO / "eco_rails").iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    missing = [f for f in folders if not re.search(rf"\b{re.escape(f)}/", block)]
+    assert not missing, f"README Layout does not list eco_rails/{missing}"
+
+
+def test_every_file_the_layout_names_exists():
+    block = layout_block()
+    named = set(re.findall(r"\b([\w.]+\.(?:py|co|sh))\b", block))
+    present = {p.name for p in REPO.rglob("*") if ".venv" not in p.parts and p.is_file()}
+    missing = sorted(n for n in named if n not in present)
+    assert named and not missing, f"README Layout names files that do not exist: {missing}"
