@@ -29,6 +29,16 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "artifact_manife
 ArtifactStatus = Literal["ok", "missing", "stale"]
 
 
+class GroupRate(BaseModel):
+    """How many prompts of one group there were, whether they are in scope, and the share flagged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int = Field(description="Prompts in the group.")
+    in_scope: bool = Field(description="True: the rate is a TPR; false: an FPR.")
+    rate: float = Field(description="Fraction flagged.")
+
+
 class SplitMetrics(BaseModel):
     """How the shipped (int8) classifier did on one held-out split, under the calibrated threshold."""
 
@@ -40,7 +50,15 @@ class SplitMetrics(BaseModel):
     tpr: float | None = Field(description="Fraction of positives flagged; null without positives.")
     tpr_per_target: dict[str, float | None] = Field(default_factory=dict, description="TPR for each target id.")
     n_per_target: dict[str, int] = Field(default_factory=dict, description="Positives for each target id.")
-    key_term_hits_negative: int = Field(default=0, description="Negatives flagged by a key term alone (counted in fpr).")
+    key_term_hits_negative: int = Field(default=0, description="Negatives flagged by a distinctive key term (counted in fpr).")
+    by_group: dict[str, GroupRate] = Field(
+        default_factory=dict,
+        description="Flag rate per source group: positives (direct, language, indirect, ...) give TPR, negatives "
+        "(neighbour, homonym, general) give FPR.")
+    score_quantiles: dict[str, list[float]] = Field(
+        default_factory=dict,
+        description="Encoder-score quantiles (5, 25, 50, 75, 95 %) of positives and negatives without a distinctive "
+        "key term: how far both sides sit from the threshold.")
 
 
 class ArtifactManifest(BaseModel):
@@ -63,7 +81,19 @@ class ArtifactManifest(BaseModel):
     onnx_file: str = Field(default=ONNX_FILE, description="The quantised ONNX model, relative to the artifact folder.")
     quantization: str = Field(default="int8-dynamic", description="How the ONNX model was quantised.")
     metrics: dict[str, SplitMetrics] = Field(description="Held-out results: `calibration`, `test`, and the `train_size` counts.")
-    key_terms: dict[str, list[str]] = Field(default_factory=dict, description="Target id -> key terms matched lexically.")
+    key_terms: dict[str, list[str]] = Field(
+        default_factory=dict, description="Target id -> key terms matched lexically (entity names and aliases included).")
+    ambiguous_terms: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Target id -> the key terms that are ordinary words or match negatives: evidence that needs the "
+        "encoder's agreement (ambiguous_threshold) instead of flagging on its own.")
+    ambiguous_threshold: float | None = Field(
+        default=None, description="Encoder threshold for prompts with an ambiguous key term, calibrated on the homonym "
+        "negatives to classifier.homonym_fpr (null: the plain threshold applies).")
+    context_threshold: float | None = Field(
+        default=None, description="Looser encoder threshold (calibrated to classifier.context_fpr): a message right after "
+        "an in-scope turn that scores above it stays on that turn's topic and is in scope too.")
+    max_views: int = Field(default=48, description="At most this many encoder passes per prompt (views, sentences).")
     learned_strength: dict[str, float] = Field(
         default_factory=dict, description="Target id -> corruption strength learned by `eco-rails optimize` (strength: auto).")
     optimization: dict[str, Any] | None = Field(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Callable
+from typing import Callable, Sequence
 
 from eco_rails.classifier.text import HOMOGLYPHS
 
@@ -105,5 +105,7 @@ def augment(text: str, rng: random.Random, n: int) -> list[str]:
     return out
 
 
-def term_prompts(term: str, rng: random.Random, n: int) -> list[str]:
-    return [t.format(t=term) for t in rng.sample(TERM_TEMPLATES, k=min(n, len(TERM_TEMPLATES)))]
+def term_prompts(term: str, rng: random.Random, n: int, templates: Sequence[str] = TERM_TEMPLATES) -> list[str]:
+    """``n`` questions about ``term`` from ``templates`` (``{t}`` placeholders), sampled without replacement."""
+    pool = list(templates) or list(TERM_TEMPLATES)
+    return [t.replace("{t}", term) for t in rng.sample(pool, k=min(n, len(pool)))]

@@ -29,6 +29,11 @@ def conformal_threshold(negative_scores: Sequence[float], target_fpr: float) -> 
     return scores[rank - 1]
 
 
+def minimum_calibration_size(target_fpr: float) -> int:
+    """The fewest negatives that can certify ``target_fpr`` by split conformal prediction."""
+    return math.ceil(1.0 / target_fpr - 1.0)
+
+
 def flag_rate(scores: Sequence[float], threshold: float) -> float:
     """Fraction of scores strictly above the threshold (the classifier's flag rule)."""
     if not scores:

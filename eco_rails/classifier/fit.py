@@ -7,20 +7,26 @@ false-positive rate holds for what actually runs.
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Sequence
+
+import numpy as np
 
 from eco_rails.atomic import atomic_directory, write_text_atomic
-from eco_rails.classifier.artifact import MANIFEST, ONNX_FILE, ArtifactManifest, SplitMetrics
-from eco_rails.classifier.calibration import conformal_threshold, flag_rate
-from eco_rails.classifier.dataset import NONE_LABEL, LabeledPrompt, build_examples, split_by_group
+from eco_rails.classifier.artifact import MANIFEST, ONNX_FILE, ArtifactManifest, GroupRate, SplitMetrics
+from eco_rails.classifier.calibration import conformal_threshold, minimum_calibration_size
+from eco_rails.classifier.dataset import NONE_LABEL, SOURCE_GROUP, LabeledPrompt, build_examples, split_by_group
 from eco_rails.classifier.export import export_onnx, quantize_int8
+from eco_rails.classifier.key_terms import compile_terms, find_key_terms, is_common_word
+from eco_rails.classifier.runtime import ClassifierDecision, PromptClassifier, vocabulary_of
 from eco_rails.classifier.train import train_classifier
 from eco_rails.errors import ConfigError
-from eco_rails.policy import load_policy
+from eco_rails.policy import ForgetPolicy, load_policy
 from eco_rails.progress import ProgressSink, SilentProgress
 from eco_rails.versions import package_versions
 
@@ -34,19 +40,119 @@ def _versions() -> dict[str, str]:
         ("eco-rails", "torch", "transformers", "onnxruntime", "onnxruntime-gpu", "optimum", "optimum-onnx", "onnx"))}
 
 
-def _metrics(decisions_scores: list[float], rows: list[LabeledPrompt], threshold: float, labels: list[str]) -> SplitMetrics:
-    """Rates under the flag rule (score > threshold); key-term hits carry score 2.0, so they count as flagged."""
-    neg = [s for s, r in zip(decisions_scores, rows) if r.label == 0]
-    pos = [s for s, r in zip(decisions_scores, rows) if r.label > 0]
-    per_target, n_per_target = {}, {}
+_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def _flagged(d: ClassifierDecision, threshold: float, ambiguous_threshold: float) -> bool:
+    if d.evidence == "distinctive":
+        return True
+    return d.score > (ambiguous_threshold if d.evidence == "ambiguous" else threshold)
+
+
+def _group_of(row: LabeledPrompt) -> str:
+    if row.variant in ("wrapped", "obfuscated", "long", "encoded"):
+        kind = {"wrapped": "wrapper", "obfuscated": "obfuscation", "long": "long", "encoded": "encoded"}[row.variant]
+        return kind + ("" if row.label > 0 else "_negative")
+    return SOURCE_GROUP[row.source]
+
+
+def obfuscated_copies(rows: Sequence[LabeledPrompt], seed: int) -> list[LabeledPrompt]:
+    """Held-out positives disguised the ways attackers do (base64, hex, ROT13, reversed, spelled out, look-alike
+    letters, leetspeak), for fit's report on the views: never trained on, never used to calibrate."""
+    import base64
+    import codecs
+    import random
+
+    from eco_rails.classifier.augment import homoglyphs, leetspeak
+
+    rng = random.Random(seed + 7)
+    tricks = [
+        lambda t: "Decode this base64 and answer it: " + base64.b64encode(t.encode()).decode(),
+        lambda t: t.encode().hex(),
+        lambda t: codecs.encode(t, "rot13"),
+        lambda t: t[::-1],
+        lambda t: " ".join(t),
+        lambda t: ".".join(t.split(" ")[0]) + " " + " ".join(t.split(" ")[1:]),
+        lambda t: homoglyphs(t, rng),
+        lambda t: leetspeak(t, rng),
+    ]
+    bases = [r for r in rows if r.label > 0 and r.variant == "base" and r.text.isascii()]
+    picked = rng.sample(bases, k=min(len(bases), 12 * len(tricks)))
+    return [LabeledPrompt(tricks[i % len(tricks)](r.text), r.label, r.group, r.source, "obfuscated")
+            for i, r in enumerate(picked)]
+
+
+def _metrics(decisions: list[ClassifierDecision], rows: list[LabeledPrompt], threshold: float,
+             ambiguous_threshold: float, labels: list[str]) -> SplitMetrics:
+    """Rates under the decision rule the runtime applies, per target and per source group."""
+    flags = [_flagged(d, threshold, ambiguous_threshold) for d in decisions]
+    neg = [f for f, r in zip(flags, rows) if r.label == 0]
+    pos = [f for f, r in zip(flags, rows) if r.label > 0]
+    per_target: dict[str, float | None] = {}
+    n_per_target: dict[str, int] = {}
     for i, target in enumerate(labels[1:], start=1):
-        scores = [s for s, r in zip(decisions_scores, rows) if r.label == i]
-        per_target[target] = flag_rate(scores, threshold) if scores else None
-        n_per_target[target] = len(scores)
+        hits = [f for f, r in zip(flags, rows) if r.label == i]
+        per_target[target] = sum(hits) / len(hits) if hits else None
+        n_per_target[target] = len(hits)
+    groups: dict[str, list[bool]] = {}
+    in_scope: dict[str, bool] = {}
+    for f, r in zip(flags, rows):
+        group = _group_of(r)
+        groups.setdefault(group, []).append(f)
+        in_scope[group] = r.label > 0
+    quantiles = {}
+    for side, want in (("positive", True), ("negative", False)):
+        scores = [d.score for d, r in zip(decisions, rows) if (r.label > 0) == want and d.evidence != "distinctive"]
+        if scores:
+            quantiles[side] = [round(float(q), 4) for q in np.quantile(scores, _QUANTILES)]
     return SplitMetrics(
-        n_negative=len(neg), n_positive=len(pos), fpr=flag_rate(neg, threshold) if neg else None,
-        tpr=flag_rate(pos, threshold) if pos else None, tpr_per_target=per_target, n_per_target=n_per_target,
-        key_term_hits_negative=sum(1 for s in neg if s >= 2.0),
+        n_negative=len(neg), n_positive=len(pos), fpr=sum(neg) / len(neg) if neg else None,
+        tpr=sum(pos) / len(pos) if pos else None, tpr_per_target=per_target, n_per_target=n_per_target,
+        key_term_hits_negative=sum(1 for d, r in zip(decisions, rows) if r.label == 0 and d.evidence == "distinctive"),
+        by_group={g: GroupRate(n=len(v), in_scope=in_scope[g], rate=sum(v) / len(v)) for g, v in sorted(groups.items())},
+        score_quantiles=quantiles,
+    )
+
+
+def ambiguous_terms(policy: ForgetPolicy, negatives: Sequence[str], vocabulary: frozenset[str]) -> dict[str, list[str]]:
+    """Target id -> its key terms that are ordinary words, or that occur in any of ``negatives`` (the training
+    split's keep, homonym, neighbour and general prompts): evidence, not a verdict."""
+    compiled = compile_terms({t.id: t.all_terms() for t in policy.targets})
+    hit: set[str] = set()
+    for text in negatives:
+        hit.update(term.text for term in find_key_terms(text, compiled, vocabulary))
+    return {t.id: [term for term in t.all_terms() if term in hit or is_common_word(term, vocabulary)] for t in policy.targets}
+
+
+def evaluate_suite(classifier: PromptClassifier, path: Path, progress: ProgressSink | None = None) -> SplitMetrics:
+    """Flag rates per category on a held-out suite (JSONL rows ``{id, category, in_scope, prompt | turns}``)."""
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            category, in_scope = str(row["category"]), bool(row["in_scope"])
+            turns = row.get("turns") or [row["prompt"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}:{n}: not a suite row ({exc}); expected {{id, category, in_scope, prompt | turns}}.") from None
+        rows.append((category, in_scope, [str(t) for t in turns]))
+    advance = (progress or SilentProgress()).task("Scoring the held-out suite", len(rows))
+    groups: dict[str, list[bool]] = {}
+    in_scope_of: dict[str, bool] = {}
+    for category, in_scope, turns in rows:
+        decision = classifier.decide([{"role": "user", "content": t} for t in turns])
+        flagged = turns[-1] in decision.spans
+        key = category if category != "conversation" else f"conversation_{'in' if in_scope else 'out'}"
+        groups.setdefault(key, []).append(flagged)
+        in_scope_of[key] = in_scope
+        advance()
+    pos = [f for k, v in groups.items() if in_scope_of[k] for f in v]
+    neg = [f for k, v in groups.items() if not in_scope_of[k] for f in v]
+    return SplitMetrics(
+        n_negative=len(neg), n_positive=len(pos), fpr=sum(neg) / len(neg) if neg else None,
+        tpr=sum(pos) / len(pos) if pos else None,
+        by_group={k: GroupRate(n=len(v), in_scope=in_scope_of[k], rate=sum(v) / len(v)) for k, v in sorted(groups.items())},
     )
 
 
@@ -68,8 +174,6 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
             negatives to reach ``target_fpr`` (the offending terms are named).
         ModelLoadError: the backbone is not installed or is not an encoder.
     """
-    from eco_rails.classifier.runtime import PromptClassifier
-
     policy = load_policy(policy_path)
     settings = policy.classifier
     rows = build_examples(policy, seed=settings.seed)
@@ -92,44 +196,62 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
         export_step()
 
         # Provisional manifest so the runtime classifier can load the artifact and score the held-out splits.
+        vocabulary = vocabulary_of(tokenizer)
+        unsure = ambiguous_terms(policy, [r.text for r in splits["train"] if r.label == 0], vocabulary)
         manifest = ArtifactManifest(
             policy_name=policy.name, policy_version=policy.version, policy_hash=policy.content_hash(), labels=labels,
             threshold=1.0, target_fpr=settings.target_fpr, max_length=settings.max_length,
             context_turns=settings.context_turns, max_prompt_chars=settings.max_prompt_chars, backbone=settings.backbone,
-            key_terms={t.id: list(t.key_terms) for t in policy.targets if t.key_terms},
+            key_terms={t.id: t.all_terms() for t in policy.targets if t.all_terms()},
+            ambiguous_terms={k: v for k, v in unsure.items() if v}, ambiguous_threshold=1.0, max_views=settings.max_views,
             metrics={}, versions=_versions(), created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             seed=settings.seed,
         )
         write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2))
         classifier = PromptClassifier(out)
+        splits["test"] = splits["test"] + obfuscated_copies(splits["test"], settings.seed)
         held_out = splits["calibration"] + splits["test"]
         score_step = progress.task("Calibrating threshold", len(held_out))
-        scores: list[float] = []
-        hits: list[str | None] = []
-        for start in range(0, len(held_out), 64):
-            chunk = held_out[start:start + 64]
-            for d in classifier.classify_batch([r.text for r in chunk]):
-                scores.append(d.calibration_score)
-                hits.append(d.key_term)
-            score_step(len(chunk))
+        decisions: list[ClassifierDecision] = []
+        for row in held_out:
+            decisions.append(classifier.classify(row.text))
+            score_step()
         n_cal = len(splits["calibration"])
-        cal_scores, test_scores = scores[:n_cal], scores[n_cal:]
-        cal_negatives = [s for s, r in zip(cal_scores, splits["calibration"]) if r.label == 0]
-        threshold = conformal_threshold(cal_negatives, settings.target_fpr)
-        if threshold >= 2.0:  # more key-term hits among negatives than the target rate allows
-            offenders = sorted({f"{h!r} in {r.text!r}" for h, r in zip(hits, held_out) if h and r.label == 0})[:5]
+        cal, test = decisions[:n_cal], decisions[n_cal:]
+        cal_negatives = [(d, r) for d, r in zip(cal, splits["calibration"]) if r.label == 0]
+        plain = [d.score for d, _ in cal_negatives if d.evidence == "none"]
+        threshold = conformal_threshold(plain, settings.target_fpr)
+        context_threshold = min(conformal_threshold(plain, settings.context_fpr), threshold)
+        homonyms = [d.score for d, _ in cal_negatives if d.evidence == "ambiguous"]
+        if len(homonyms) >= minimum_calibration_size(settings.homonym_fpr):
+            ambiguous_threshold: float | None = conformal_threshold(homonyms, settings.homonym_fpr)
+        else:
+            ambiguous_threshold = None
+            log.warning("%s: only %d calibration negatives contain an ambiguous key term; the plain threshold applies "
+                        "to them too. Add homonym prompts to the policy to calibrate them.", policy_path, len(homonyms))
+        coined = [(d, r) for d, r in cal_negatives if d.evidence == "distinctive"]
+        if cal_negatives and len(coined) / len(cal_negatives) > settings.target_fpr:
+            offenders = sorted({f"{d.key_term!r} in {r.text!r}" for d, r in coined})[:5]
             raise ConfigError(
                 f"{policy_path}: key terms match too many prompts outside the policy to reach target_fpr "
-                f"{settings.target_fpr}: {'; '.join(offenders)}. Make those key terms more specific or remove them."
+                f"{settings.target_fpr}: {'; '.join(offenders)}. Make those key terms more specific, remove them, or "
+                "add prompts like these to `homonyms` so fit treats the terms as ambiguous."
             )
-        manifest = manifest.model_copy(update={
-            "threshold": threshold,
-            "metrics": {
-                "calibration": _metrics(cal_scores, splits["calibration"], threshold, labels),
-                "test": _metrics(test_scores, splits["test"], threshold, labels),
-                "train_size": SplitMetrics(n_negative=sum(r.label == 0 for r in splits["train"]),
-                                           n_positive=sum(r.label > 0 for r in splits["train"]), fpr=None, tpr=None),
-            },
-        })
+        amb = threshold if ambiguous_threshold is None else ambiguous_threshold
+        metrics = {
+            "calibration": _metrics(cal, splits["calibration"], threshold, amb, labels),
+            "test": _metrics(test, splits["test"], threshold, amb, labels),
+            "train_size": SplitMetrics(n_negative=sum(r.label == 0 for r in splits["train"]),
+                                       n_positive=sum(r.label > 0 for r in splits["train"]), fpr=None, tpr=None),
+        }
+        manifest = manifest.model_copy(update={"threshold": threshold, "ambiguous_threshold": ambiguous_threshold,
+                                               "context_threshold": context_threshold})
+        if policy.evaluation.suite:
+            write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2))
+            suite = (policy_path.parent / policy.evaluation.suite).resolve()
+            if not suite.is_file():
+                raise ConfigError(f"{policy_path}: evaluation.suite {policy.evaluation.suite!r} does not exist ({suite}).")
+            metrics["suite"] = evaluate_suite(PromptClassifier(out), suite, progress)
+        manifest = manifest.model_copy(update={"metrics": metrics})
         write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2))
     return manifest

@@ -1,9 +1,16 @@
-"""Lexical matching of a policy's key terms: the second signal beside the neural classifier.
+"""Lexical matching of a policy's key terms: evidence beside the neural classifier, not a verdict on its own.
 
-A small encoder cannot know that every minor name of a fictional world belongs to it; the policy's
-``key_terms`` list says so explicitly. Matching is robust to case, punctuation, Unicode look-alikes,
-leetspeak inside words, and one typo per word in long words, while staying exact for short words
-(so "Snape" does not match "shape"). Pure functions; no state.
+A small encoder cannot know that every minor name of a fictional world belongs to it; the policy's key
+terms (and its entities' names and aliases) say so explicitly. But a word can mean something else: "Phoenix"
+is a city, "Granger" an economist. So each term is **distinctive** (a coined name: it flags on its own) or
+**ambiguous** (it is an ordinary word, or it occurs in the policy's keep/homonym prompts: the encoder must
+agree, above a threshold calibrated on homonyms). ``fit`` decides which is which.
+
+Matching is robust to case, punctuation, accents, leetspeak inside words, names split into pieces
+("Hog warts"), and one typo in long words, but a word the vocabulary knows is never read as a typo of a
+term ("shape" is not "Snape", "pensive" is not "Pensieve"). Terms in scripts without reliable word
+boundaries (Chinese, Japanese, Korean, Arabic, Thai) match as substrings; Cyrillic, Greek, Hebrew and
+Devanagari terms match word prefixes (inflected forms: "Поттера"). Pure functions; no state.
 """
 
 from __future__ import annotations
@@ -13,15 +20,29 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
-from eco_rails.classifier.text import normalize_for_classifier
+from eco_rails.classifier.text import fold_lookalikes, normalize_for_classifier
 
 _LEET_FOLD = str.maketrans({"4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s"})
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[0-9]+")
 _ARTICLES = {"the", "a", "an"}
+_SUBSTRING_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "HANGUL", "ARABIC", "THAI")
+_PREFIX_SCRIPTS = ("CYRILLIC", "GREEK", "HEBREW", "DEVANAGARI", "BENGALI", "TAMIL")
 
 
 def _strip_accents(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def _script(text: str) -> str:
+    """``substring``, ``prefix`` or ``latin``: how a term in this script is matched."""
+    for ch in text:
+        if ch.isalpha() and not ch.isascii():
+            name = unicodedata.name(ch, "")
+            if name.startswith(_SUBSTRING_SCRIPTS):
+                return "substring"
+            if name.startswith(_PREFIX_SCRIPTS):
+                return "prefix"
+    return "latin"
 
 
 def words(text: str) -> list[str]:
@@ -29,10 +50,17 @@ def words(text: str) -> list[str]:
     raw = re.findall(r"[\w@$'’]+", _strip_accents(normalize_for_classifier(text)).lower())
     out = []
     for token in raw:
+        if not token.isascii() and any("a" <= c <= "z" for c in token):
+            token = fold_lookalikes(token)  # a word mixing Latin and look-alike Cyrillic/Greek letters is an evasion
         if any(c.isalpha() for c in token) and any(c.isdigit() or c in "@$" for c in token):
             token = token.translate(_LEET_FOLD)
         out.extend(_WORD.findall(token.replace("’", "'")))
     return [w.replace("'", "") for w in out]
+
+
+def _compact(text: str) -> str:
+    """Letters and digits only, lower-case, accents stripped: for substring matching."""
+    return "".join(ch for ch in _strip_accents(normalize_for_classifier(text)).lower() if ch.isalnum())
 
 
 def _within_one_edit(a: str, b: str) -> bool:
@@ -60,37 +88,125 @@ class KeyTerm:
     text: str
     target: str
     tokens: tuple[str, ...]
+    mode: str = "latin"  # latin (words, one typo), prefix (word prefixes), substring
+    compact: str = ""
+    ambiguous: bool = False
 
     def fuzzy_ok(self, token: str) -> bool:
         # One typo is tolerated in long words only: in a multi-word term from 5 letters, alone from 7.
         return len(token) >= (5 if len(self.tokens) > 1 else 7)
 
 
-def compile_terms(terms_by_target: Mapping[str, Iterable[str]]) -> list[KeyTerm]:
-    out = []
+class TermIndex(list[KeyTerm]):
+    """Compiled key terms (a list) with look-up tables, so matching a prompt costs a few dictionary look-ups
+    per word rather than a pass over thousands of terms (a policy's entities bring many aliases)."""
+
+    def __init__(self, terms: Iterable[KeyTerm] = ()) -> None:
+        super().__init__(terms)
+        self.by_first: dict[str, list[KeyTerm]] = {}
+        self.by_length: dict[int, list[KeyTerm]] = {}  # fuzzy candidates, by the length of their first token
+        self.by_joined: dict[str, list[KeyTerm]] = {}  # "harrypotter", "hogwarts"
+        self.by_prefix: dict[str, list[KeyTerm]] = {}  # first three letters of a prefix-matched term
+        self.substring: list[KeyTerm] = []
+        for term in self:
+            if term.mode == "substring":
+                self.substring.append(term)
+                continue
+            first = term.tokens[0]
+            if term.mode == "prefix":
+                self.by_prefix.setdefault(first[:3], []).append(term)
+                continue
+            self.by_first.setdefault(first, []).append(term)
+            if term.fuzzy_ok(first):
+                self.by_length.setdefault(len(first), []).append(term)
+            joined = "".join(term.tokens)
+            if len(joined) >= 6:
+                self.by_joined.setdefault(joined, []).append(term)
+
+
+def compile_terms(terms_by_target: Mapping[str, Iterable[str]], ambiguous: Iterable[str] = ()) -> TermIndex:
+    """Compile terms (target id -> terms); terms listed in ``ambiguous`` need the encoder's agreement."""
+    unsure = set(ambiguous)
+    out: list[KeyTerm] = []
+    seen: set[tuple[str, tuple[str, ...], str]] = set()
     for target, terms in terms_by_target.items():
         for term in terms:
-            tokens = [w for w in words(term)]
+            mode = _script(term)
+            tokens = words(term)
             while tokens and tokens[0] in _ARTICLES and len(tokens) > 1:
                 tokens = tokens[1:]
-            if tokens:
-                out.append(KeyTerm(term, target, tuple(tokens)))
-    return out
+            compact = _compact(term)
+            if not tokens or (mode == "substring" and len(compact) < 2):
+                continue
+            key = (target, tuple(tokens), mode)
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(KeyTerm(term, target, tuple(tokens), mode, compact, term in unsure))
+    return TermIndex(out)
 
 
-def find_key_term(text: str, terms: Sequence[KeyTerm]) -> KeyTerm | None:
-    """The first key term that occurs in ``text`` (as whole words), or None."""
+def _same(term: KeyTerm, word: str, token: str, vocabulary: frozenset[str]) -> bool:
+    if word == token:
+        return True
+    # a real word is never read as a typo of a term ("shape" / "Snape")
+    return term.fuzzy_ok(token) and word not in vocabulary and _within_one_edit(word, token)
+
+
+def _sequence_at(term: KeyTerm, toks: Sequence[str], start: int, vocabulary: frozenset[str]) -> bool:
+    n = len(term.tokens)
+    if start + n > len(toks):
+        return False
+    return all(_same(term, w, t, vocabulary) for w, t in zip(toks[start:start + n], term.tokens))
+
+
+def _prefix_at(term: KeyTerm, toks: Sequence[str], start: int) -> bool:
+    n = len(term.tokens)
+    if start + n > len(toks):
+        return False
+    return all(w.startswith(t) and len(w) - len(t) <= 3 for w, t in zip(toks[start:start + n], term.tokens))
+
+
+def find_key_terms(text: str, terms: Sequence[KeyTerm], vocabulary: frozenset[str] = frozenset()) -> list[KeyTerm]:
+    """Every key term that occurs in ``text``, distinctive ones first."""
     if not terms:
-        return None
+        return []
+    index = terms if isinstance(terms, TermIndex) else TermIndex(terms)
     toks = words(text)
-    for term in terms:
-        n = len(term.tokens)
-        for start in range(len(toks) - n + 1):
-            if all(w == t or (term.fuzzy_ok(t) and _within_one_edit(w, t)) for w, t in zip(toks[start:start + n], term.tokens)):
-                return term
-        # also match a multi-word term written as one word ("harrypotter", "hogwartsexpress")
-        if n > 1:
-            joined = "".join(term.tokens)
-            if any(w == joined for w in toks):
-                return term
-    return None
+    hits: dict[int, KeyTerm] = {}
+    for i, word in enumerate(toks):
+        for term in index.by_first.get(word, ()):
+            if _sequence_at(term, toks, i, vocabulary):
+                hits[id(term)] = term
+        if word not in vocabulary and len(word) >= 4:
+            for length in (len(word) - 1, len(word), len(word) + 1):
+                for term in index.by_length.get(length, ()):
+                    if id(term) not in hits and _sequence_at(term, toks, i, vocabulary):
+                        hits[id(term)] = term
+        # a multi-word term written as one word ("harrypotter"), or a name split into pieces ("hog warts")
+        for size in (1, 2, 3):
+            piece = "".join(toks[i:i + size]) if i + size <= len(toks) else None
+            for term in index.by_joined.get(piece, ()) if piece else ():
+                if size > 1 or len(term.tokens) > 1:
+                    hits[id(term)] = term
+        for term in index.by_prefix.get(word[:3], ()):
+            if _prefix_at(term, toks, i):
+                hits[id(term)] = term
+    if index.substring and not text.isascii():
+        compact = _compact(text)
+        for term in index.substring:
+            if term.compact in compact:
+                hits[id(term)] = term
+    return sorted(hits.values(), key=lambda t: t.ambiguous)
+
+
+def find_key_term(text: str, terms: Sequence[KeyTerm], vocabulary: frozenset[str] = frozenset()) -> KeyTerm | None:
+    """The strongest key term in ``text`` (a distinctive one if any), or None."""
+    hits = find_key_terms(text, terms, vocabulary)
+    return hits[0] if hits else None
+
+
+def is_common_word(term: str, vocabulary: frozenset[str]) -> bool:
+    """A one-word term the vocabulary knows as a word ("Phoenix", "Black"): ambiguous by nature."""
+    tokens = words(term)
+    return len(tokens) == 1 and tokens[0] in vocabulary

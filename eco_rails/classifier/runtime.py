@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from eco_rails.classifier.artifact import ArtifactManifest, ensure_fresh, read_manifest
 from eco_rails.classifier.backends import make_session
-from eco_rails.classifier.key_terms import compile_terms, find_key_term
+from eco_rails.classifier.conversation import refers_back
+from eco_rails.classifier.key_terms import compile_terms, find_key_terms
 from eco_rails.classifier.text import normalize_for_classifier
+from eco_rails.classifier.views import MAX_VIEW_CHARS, build_views
 from eco_rails.engine.flags import FlagDecision
 from eco_rails.errors import ArtifactError, ClassifierInputError, ClassifierRuntimeError
 from eco_rails.policy import ForgetPolicy
@@ -33,21 +36,30 @@ _WINDOW_STRIDE = 32  # tokens shared by consecutive windows of a long prompt
 __all__ = ["ClassifierDecision", "ClassifierInputError", "ClassifierRuntimeError", "PromptClassifier"]
 
 
+Evidence = Literal["none", "ambiguous", "distinctive"]
+_CACHE_SIZE = 4096  # scored texts kept per classifier (chat history is re-read every turn)
+
+
 class ClassifierDecision(BaseModel):
     """The classifier's verdict on one prompt."""
 
     model_config = ConfigDict(frozen=True)
 
     flagged: bool
-    score: float  # the encoder's probability mass on the policy's targets, 1 - P(none)
+    score: float  # the encoder's probability mass on the policy's targets, 1 - P(none), highest over the views
     target: str | None  # matched or most likely target (also reported when not flagged, for audits)
-    threshold: float
-    key_term: str | None = None  # the policy key term found in the prompt, if any (flags on its own)
+    threshold: float  # the threshold that applied: the ambiguous-term one when such a term was found
+    key_term: str | None = None  # the policy key term found in the prompt, if any
+    evidence: Evidence = "none"  # distinctive key terms flag on their own; ambiguous ones need the encoder
+    view: str = "text"  # which view of the prompt decided (text, base64, shift, joined, sentence, ...)
+    views: int = 1  # encoder passes made for this prompt
 
-    @property
-    def calibration_score(self) -> float:
-        """The score conformal calibration ranks: a key-term hit outranks every encoder score."""
-        return 2.0 if self.key_term else self.score
+
+def vocabulary_of(tokenizer: Any) -> frozenset[str]:
+    """The whole words (2+ ASCII letters) a tokenizer knows: what "reads like language" and what a real word
+    is, for views and key-term matching."""
+    words = (w.lstrip("▁Ġ").lower() for w in tokenizer.get_vocab())
+    return frozenset(w for w in words if len(w) >= 2 and w.isascii() and w.isalpha())
 
 
 def _as_text(prompt: object, max_chars: int) -> str:
@@ -67,7 +79,7 @@ def _as_text(prompt: object, max_chars: int) -> str:
             f"The prompt has {len(prompt):,} characters; the classifier accepts at most {max_chars:,} "
             "(classifier.max_prompt_chars in the policy)."
         )
-    return normalize_for_classifier(prompt)
+    return prompt
 
 
 class PromptClassifier:
@@ -95,7 +107,8 @@ class PromptClassifier:
             raise ArtifactError(f"{onnx_path} is missing. Run `eco-rails fit <rails-config-dir>` to rebuild the artifact.")
         self.session = make_session(onnx_path, providers)
         self._input_names = {i.name for i in self.session.get_inputs()}
-        self._key_terms = compile_terms(self.manifest.key_terms)
+        ambiguous = [t for terms in self.manifest.ambiguous_terms.values() for t in terms]
+        self._key_terms = compile_terms(self.manifest.key_terms, ambiguous=ambiguous)
         try:
             from transformers import AutoTokenizer
 
@@ -103,6 +116,8 @@ class PromptClassifier:
         except Exception as exc:
             raise ArtifactError(f"The tokenizer in {self.artifact_dir} could not be loaded: {exc}. Re-run `eco-rails fit`.") from None
         self._lock = threading.Lock()  # fast tokenizers are not safe to call concurrently with padding settings
+        self.vocabulary = vocabulary_of(self.tokenizer)
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -123,71 +138,114 @@ class PromptClassifier:
 
     @property
     def threshold(self) -> float:
+        """Encoder threshold for prompts without a key term."""
         return self.manifest.threshold
+
+    @property
+    def ambiguous_threshold(self) -> float:
+        """Encoder threshold for prompts with an ambiguous key term, calibrated on the policy's homonyms (it
+        can sit above or below :attr:`threshold`: homonyms are the hardest negatives)."""
+        value = self.manifest.ambiguous_threshold
+        return self.threshold if value is None else value
+
+    @property
+    def context_threshold(self) -> float:
+        """Encoder threshold above which a message after an in-scope turn counts as staying on its topic."""
+        value = self.manifest.context_threshold
+        return self.threshold if value is None else value
 
     @property
     def providers(self) -> list[str]:
         return self.session.get_providers()
 
     # ---- scoring ------------------------------------------------------------------------------
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """``(len(texts), n_labels)`` class probabilities; a long text takes its highest-scoring window.
+    def _probs(self, text: str) -> np.ndarray:
+        """Class probabilities of one text (a long one takes its highest-scoring window); cached.
 
         Each window runs on its own, unpadded. Dynamic int8 quantisation scales activations over the whole
         input tensor, so batching would let padding, or another user's prompt in the same batch, change
         this prompt's score; one-at-a-time scoring is what calibration measured and what every caller gets.
         """
-        n_labels = len(self.manifest.labels)
-        out = np.zeros((len(texts), n_labels))
-        for i, text in enumerate(texts):
-            with self._lock:  # the fast tokenizer's truncation state is shared
-                enc = self.tokenizer(text, truncation=True, max_length=self.manifest.max_length, stride=_WINDOW_STRIDE,
-                                     return_overflowing_tokens=True)
-            best = -1.0
-            for w in range(len(enc["input_ids"])):
-                feeds = {k: np.asarray([enc[k][w]], dtype=np.int64) for k in self._input_names if k in enc}
-                try:
-                    logits = self.session.run(None, feeds)[0][0].astype(np.float64)
-                except Exception as exc:
-                    raise ClassifierRuntimeError(f"ONNX Runtime failed while classifying: {exc}") from exc
-                probs = np.exp(logits - logits.max())
-                probs /= probs.sum()
-                if 1.0 - probs[0] > best:
-                    best, out[i] = 1.0 - probs[0], probs
+        with self._lock:
+            cached = self._cache.get(text)
+            if cached is not None:
+                self._cache.move_to_end(text)
+                return cached
+            enc = self.tokenizer(text, truncation=True, max_length=self.manifest.max_length, stride=_WINDOW_STRIDE,
+                                 return_overflowing_tokens=True)
+        best, out = -1.0, np.zeros(len(self.manifest.labels))
+        for w in range(len(enc["input_ids"])):
+            feeds = {k: np.asarray([enc[k][w]], dtype=np.int64) for k in self._input_names if k in enc}
+            try:
+                logits = self.session.run(None, feeds)[0][0].astype(np.float64)
+            except Exception as exc:
+                raise ClassifierRuntimeError(f"ONNX Runtime failed while classifying: {exc}") from exc
+            probs = np.exp(logits - logits.max())
+            probs /= probs.sum()
+            if 1.0 - probs[0] > best:
+                best, out = 1.0 - probs[0], probs
+        with self._lock:
+            self._cache[text] = out
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
         return out
 
-    def _decision(self, text: str, probs: np.ndarray) -> ClassifierDecision:
-        score = float(1.0 - probs[0])
-        target = self.manifest.labels[1 + int(np.argmax(probs[1:]))] if len(probs) > 1 else None
-        term = find_key_term(text, self._key_terms)
-        if term is not None:
-            target = term.target
-        return ClassifierDecision(flagged=term is not None or score > self.threshold, score=score, target=target,
-                                  threshold=self.threshold, key_term=term.text if term else None)
+    def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), n_labels)`` class probabilities of each text as it is (no views)."""
+        return np.stack([self._probs(t) for t in texts]) if texts else np.zeros((0, len(self.manifest.labels)))
+
+    def _classify_text(self, text: str) -> ClassifierDecision:
+        views = build_views(text, self.vocabulary)
+        hits = [(view, term) for view in views for term in find_key_terms(view.text, self._key_terms, self.vocabulary)]
+        distinctive = next(((v, t) for v, t in hits if not t.ambiguous), None)
+        ambiguous = next(((v, t) for v, t in hits if t.ambiguous), None)
+        evidence: Evidence = "distinctive" if distinctive else "ambiguous" if ambiguous else "none"
+        hit = distinctive or ambiguous
+        threshold = self.ambiguous_threshold if evidence == "ambiguous" else self.threshold
+        budget = self.manifest.max_views
+        best, best_probs, best_view, passes = -1.0, None, views[0].kind, 0
+        for view in views:
+            if passes >= budget:
+                break
+            probs = self._probs(view.text[:MAX_VIEW_CHARS])  # long texts are covered by their sentence views
+            passes += 1
+            score = float(1.0 - probs[0])
+            if score > best:
+                best, best_probs, best_view = score, probs, view.kind
+            if evidence == "distinctive" or best > threshold:
+                break  # the decision cannot change any more
+        assert best_probs is not None
+        target = self.manifest.labels[1 + int(np.argmax(best_probs[1:]))] if len(best_probs) > 1 else None
+        if hit is not None:
+            target = hit[1].target
+        flagged = evidence == "distinctive" or best > threshold
+        view_kind = hit[0].kind if evidence == "distinctive" and hit is not None else best_view
+        return ClassifierDecision(flagged=flagged, score=best, target=target, threshold=threshold,
+                                  key_term=hit[1].text if hit else None, evidence=evidence, view=view_kind, views=passes)
 
     def classify_batch(self, prompts: Sequence[object]) -> list[ClassifierDecision]:
-        """Classify several prompts (each scored on its own). Validates all of them before scoring any.
+        """Classify several prompts (each on its own). Validates all of them before scoring any.
 
         Raises:
             ClassifierInputError: a prompt is not text, not UTF-8, or longer than ``max_prompt_chars``.
             ClassifierRuntimeError: ONNX Runtime failed (never read a failure as "not in scope").
         """
         texts = [_as_text(p, self.manifest.max_prompt_chars) for p in prompts]
-        probs = self.scores([t or "." for t in texts])
-        decisions = []
-        for text, row in zip(texts, probs):
-            if not text:  # nothing to forget in an empty prompt
-                decisions.append(ClassifierDecision(flagged=False, score=0.0, target=None, threshold=self.threshold))
-            else:
-                decisions.append(self._decision(text, row))
-        return decisions
+        return [self._classify_text(t) if normalize_for_classifier(t) else
+                ClassifierDecision(flagged=False, score=0.0, target=None, threshold=self.threshold, views=0)
+                for t in texts]
 
     def classify(self, prompt: object) -> ClassifierDecision:
         """Classify one prompt (``str``, or UTF-8 ``bytes``).
 
+        The prompt is read through bounded views that undo encodings (base64, hex, URL escapes, letter
+        shifts, reversal), spelled-out and look-alike letters, leetspeak and wrappers, and sentence by
+        sentence; it is in scope if a distinctive key term occurs in any view, or the encoder's highest score
+        over the views is above the calibrated threshold (a lower one when an ambiguous key term occurs).
+
         Returns:
-            :class:`ClassifierDecision`: ``flagged`` (a key term matched, or the encoder score is above the
-            calibrated threshold), the score, the most likely target and the key term found.
+            :class:`ClassifierDecision`: ``flagged``, the score, the most likely target, the key term found,
+            its evidence class, the deciding view and the number of encoder passes.
 
         Raises:
             ClassifierInputError, ClassifierRuntimeError: as :meth:`classify_batch`.
@@ -201,22 +259,39 @@ class PromptClassifier:
         * the latest user message, if it is in scope on its own;
         * each earlier user message (up to ``max_history``) that is in scope on its own: it sits in the
           history the model reads, so it must not leak the knowledge either;
-        * the latest message *and* the ``context_turns`` user messages before it, if only together they
-          are in scope (a question split over turns: "I'm reading about Hogwarts." / "Which house is oldest?").
+        * the latest message when it follows an in-scope message among the ``context_turns`` before it and
+          *refers back* (pronouns, ellipsis: "What house is she in?") or stays near the topic (its score is above
+          the looser ``context_threshold``: "Which house is the oldest?");
+        * the latest message *and* the ``context_turns`` user messages before it, if only together they are in
+          scope (a question split over turns: "I'm reading about the boy wizard." / "Which house is he in?").
         """
         users = [m["content"] for m in messages if m.get("role") == "user" and m.get("content")]
         if not users:
             return FlagDecision.clean()
         latest, earlier = users[-1], users[:-1][-max_history:]
-        window = earlier[len(earlier) - self.manifest.context_turns:] if self.manifest.context_turns and earlier else []
-        candidates = [latest, *earlier] + (["\n".join([*window, latest])] if window else [])
-        decisions = self.classify_batch(candidates)
-        latest_d, earlier_d = decisions[0], decisions[1:1 + len(earlier)]
+        decisions = self.classify_batch([latest, *earlier])
+        latest_d, earlier_d = decisions[0], decisions[1:]
         spans: list[str] = [latest] if latest_d.flagged else []
         spans += [text for text, d in zip(earlier, earlier_d) if d.flagged]
-        window_flagged = any(d.flagged for d in earlier_d[len(earlier) - len(window):])
-        if window and not latest_d.flagged and not window_flagged and decisions[-1].flagged:
-            spans += [*window, latest]  # only together in scope: a split question
-        top = max((d for d in decisions if d.flagged), default=max(decisions, key=lambda d: d.score), key=lambda d: d.score)
+        turns = self.manifest.context_turns
+        recent = list(zip(earlier, earlier_d))[len(earlier) - turns:] if turns and earlier else []
+        chosen = [d for d in decisions if d.flagged]
+        if recent and not latest_d.flagged:
+            anchor = next((d for _, d in reversed(recent) if d.flagged), None)
+            if anchor is not None and (refers_back(latest) or latest_d.score > self.context_threshold):
+                # a follow-up to an in-scope turn: it points back, or it stays near the topic ("Which house is
+                # the oldest?") rather than opening one of its own ("How do I bake sourdough?")
+                spans.append(latest)
+                chosen.append(anchor)
+            elif anchor is None:
+                # only together in scope: a question split over turns ("... called Goblet" / "of Fire. ..."), read
+                # as one text: a distinctive key term across the join, or the encoder on the whole
+                joint_text = normalize_for_classifier("\n".join([*(t for t, _ in recent), latest]))
+                coined = any(not t.ambiguous for t in find_key_terms(joint_text, self._key_terms, self.vocabulary))
+                joint = float(1.0 - self._probs(joint_text[:MAX_VIEW_CHARS])[0])
+                if coined or joint > self.threshold:
+                    spans += [*(t for t, _ in recent), latest]
+                    chosen.append(latest_d.model_copy(update={"score": joint, "flagged": True}))
+        top = max(chosen, default=max(decisions, key=lambda d: d.score), key=lambda d: d.score)
         return FlagDecision(flagged=bool(spans), spans=tuple(dict.fromkeys(spans)), score=top.score, target=top.target,
-                            threshold=self.threshold)
+                            threshold=top.threshold)

@@ -57,6 +57,9 @@ def train_classifier(policy: ForgetPolicy, train_rows: list[LabeledPrompt], prog
     targets = torch.tensor([r.label for r in train_rows])
     steps_per_epoch = (len(texts) + settings.batch_size - 1) // settings.batch_size
     total = steps_per_epoch * settings.epochs
+    # Label smoothing keeps the softmax from saturating, so in- and out-of-scope scores keep a margin
+    # instead of bunching at 0.99 where a re-fit or quantisation flips decisions.
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.01)
     schedule = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=max(1, total // 10), num_training_steps=total)
     order_rng = torch.Generator().manual_seed(settings.seed)
@@ -67,7 +70,7 @@ def train_classifier(policy: ForgetPolicy, train_rows: list[LabeledPrompt], prog
         for start in range(0, len(order), settings.batch_size):
             idx = order[start:start + settings.batch_size]
             batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=settings.max_length, return_tensors="pt")
-            loss = model(**batch, labels=targets[idx]).loss
+            loss = loss_fn(model(**batch).logits, targets[idx])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

@@ -12,20 +12,50 @@ from eco_rails.cli.app import _fail, app, console
 
 
 def _calibration_table(manifest: Any) -> Any:
+    """Thresholds, split rates, per-group rates (test split and held-out suite) and the score margin."""
+    from rich.console import Group
     from rich.table import Table
 
-    table = Table(title=f"Policy {manifest.policy_name} v{manifest.policy_version}: threshold {manifest.threshold:.4f} "
-                        f"(target FPR {manifest.target_fpr:g})")
-    for col in ("split", "negatives", "FPR", "positives", "TPR", "key-term hits on negatives"):
-        table.add_column(col, justify="right" if col != "split" else "left")
-    for split in ("calibration", "test"):
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"
+    amb = manifest.ambiguous_threshold
+    title = (f"Policy {manifest.policy_name} v{manifest.policy_version}: threshold {manifest.threshold:.4f} "
+             f"(target FPR {manifest.target_fpr:g})" + (f", ambiguous-term threshold {amb:.4f}" if amb is not None else ""))
+    splits = Table(title=title)
+    for col in ("split", "negatives", "FPR", "positives", "TPR", "distinctive-term hits on negatives"):
+        splits.add_column(col, justify="right" if col != "split" else "left")
+    for split in ("calibration", "test", "suite"):
+        if split not in manifest.metrics:
+            continue
         m = manifest.metrics[split]
-        fmt = lambda v: "-" if v is None else f"{v:.3f}"
-        table.add_row(split, str(m.n_negative), fmt(m.fpr), str(m.n_positive), fmt(m.tpr), str(m.key_term_hits_negative))
+        splits.add_row(split, str(m.n_negative), fmt(m.fpr), str(m.n_positive), fmt(m.tpr), str(m.key_term_hits_negative))
         for target, tpr in m.tpr_per_target.items():
             if len(m.tpr_per_target) > 1:
-                table.add_row(f"  {target}", "", "", str(m.n_per_target[target]), fmt(tpr), "")
-    return table
+                splits.add_row(f"  {target}", "", "", str(m.n_per_target[target]), fmt(tpr), "")
+    groups = Table(title="Flag rate per group (TPR for in-scope groups, FPR for the others)")
+    for col in ("group", "in scope", "test n", "test rate", "suite n", "suite rate"):
+        groups.add_column(col, justify="left" if col == "group" else "right")
+    test = manifest.metrics["test"].by_group
+    suite = manifest.metrics["suite"].by_group if "suite" in manifest.metrics else {}
+    scope_of = {**{g: r.in_scope for g, r in suite.items()}, **{g: r.in_scope for g, r in test.items()}}
+    for name in sorted(scope_of, key=lambda g: (not scope_of[g], g)):
+        t, u = test.get(name), suite.get(name)
+        scope = scope_of[name]
+        groups.add_row(name, "yes" if scope else "no", str(t.n) if t else "-", fmt(t.rate) if t else "-",
+                       str(u.n) if u else "-", fmt(u.rate) if u else "-")
+    parts: list[Any] = [splits, groups]
+    q = manifest.metrics["test"].score_quantiles
+    if q:
+        margin = Table(title="Encoder scores on the test split, quantiles 5/25/50/75/95 % (key-term verdicts left out)")
+        margin.add_column("side")
+        margin.add_column("scores")
+        for side, values in q.items():
+            margin.add_row(side, "  ".join(f"{v:.3f}" for v in values))
+        parts.append(margin)
+    if manifest.ambiguous_terms:
+        terms = sorted({t for ts in manifest.ambiguous_terms.values() for t in ts})
+        parts.append(f"Ambiguous key terms (need the encoder's agreement): {', '.join(terms[:40])}"
+                     + (f" and {len(terms) - 40} more" if len(terms) > 40 else ""))
+    return Group(*parts)
 
 
 @app.command()

@@ -9,6 +9,8 @@ from eco_rails.policy.model import (
     SCHEMA_PATH,
     ClassifierSettings,
     CorruptionSettings,
+    Entity,
+    EvaluationSettings,
     ForgetPolicy,
     ForgetTarget,
     OptimizationSettings,
@@ -17,6 +19,6 @@ from eco_rails.policy.model import (
 )
 
 __all__ = [
-    "DEFAULT_BACKBONE", "SCHEMA_PATH", "ClassifierSettings", "CorruptionSettings", "ForgetPolicy", "ForgetTarget",
+    "DEFAULT_BACKBONE", "SCHEMA_PATH", "ClassifierSettings", "CorruptionSettings", "Entity", "EvaluationSettings", "ForgetPolicy", "ForgetTarget",
     "OptimizationSettings", "load_policy", "policy_json_schema",
 ]

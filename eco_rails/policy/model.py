@@ -1,8 +1,14 @@
 """Forget policies: what a model must forget, written as YAML by a compliance team.
 
-A policy names one or more forget **targets** (each with a plain-language description and example
-prompts in scope), **keep** examples (near neighbours that must *not* be flagged), and settings for the
-prompt classifier and the corruption. ``eco-rails fit`` turns it into a calibrated ONNX classifier.
+A policy names one or more forget **targets** (each with a plain-language description, example prompts,
+key terms, and **entities**: the people, places and things in scope, with their other names in other
+languages and plain-word descriptions of who or what they are), what must *not* be flagged (**keep**
+examples of near neighbours, **keep_entities** described like the targets' entities, and **homonyms**:
+real things that share a word with the policy), and settings for the prompt classifier and the corruption.
+Long lists can live in their own files: give a file name (``entities: entities.yml``,
+``homonyms: homonyms.txt``) instead of the list; it is read relative to the policy file. A ``.yml`` file
+holds a mapping with one key whose value is the list (``entities: [...]``): NeMo Guardrails reads every
+``.yml`` file in a rails config folder and merges it into the config, and a top-level list would break that. ``eco-rails fit`` turns it into a calibrated ONNX classifier.
 The JSON schema (``eco-rails policy-schema``, shipped as ``eco_rails/schemas/forget_policy.schema.json``)
 lets editors validate a policy while it is written.
 """
@@ -32,6 +38,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+class Entity(_Strict):
+    """A person, place or thing: its name, its other names, and who or what it is in plain words."""
+
+    name: Example = Field(description="The name, as the policy's language writes it.")
+    aliases: list[Example] = Field(
+        default_factory=list,
+        description="Other names: translated editions' names, native scripts (Гарри Поттер, 哈利·波特), nicknames. "
+        "Matched like key terms.")
+    descriptions: list[Example] = Field(
+        default_factory=list,
+        description="Who or what it is, as noun phrases without its name ('the boy wizard with a lightning-bolt scar'); "
+        "indirect prompts are built from them.")
+
+
 class ForgetTarget(_Strict):
     """One body of knowledge to forget."""
 
@@ -40,9 +60,19 @@ class ForgetTarget(_Strict):
     examples: list[Example] = Field(min_length=1, description="Prompts that are in scope (the more varied, the better).")
     key_terms: list[Example] = Field(
         default_factory=list,
-        description="Names and terms that on their own put a prompt in scope; augmentation puts them into "
-        "paraphrase templates in several languages.",
+        description="Names and terms that point at the target. A term that is also an ordinary word or the name of "
+        "something real (it matches keep or homonym prompts, or is a common word) is evidence that needs the "
+        "classifier's agreement; a coined name flags on its own. Put into question templates in many languages.",
     )
+    entities: list[Entity] = Field(
+        default_factory=list,
+        description="People, places and things in scope; their names and aliases count as key terms and their "
+        "descriptions become indirect training prompts. A file name (entities.yml) reads the list from that file.")
+
+    def all_terms(self) -> list[str]:
+        """Key terms plus every entity's name and aliases, without duplicates."""
+        names = [*self.key_terms, *(n for e in self.entities for n in (e.name, *e.aliases))]
+        return list(dict.fromkeys(names))
 
 
 class ClassifierSettings(_Strict):
@@ -51,7 +81,22 @@ class ClassifierSettings(_Strict):
     backbone: str = Field(default=DEFAULT_BACKBONE, description="all-minilm-l6-v2 (embedded) or a local HF encoder directory.")
     target_fpr: float = Field(default=0.01, gt=0.0, le=0.5, description="False-positive rate the threshold is calibrated to, in (0, 0.5].")
     max_length: int = Field(default=128, ge=16, le=512, description="Tokens per classifier window.")
-    context_turns: int = Field(default=1, ge=0, le=10, description="Previous user turns classified together with the latest one.")
+    context_turns: int = Field(
+        default=3, ge=0, le=10,
+        description="Earlier user turns a follow-up can refer to: a latest message that refers back (pronouns, "
+        "ellipsis) to an in-scope turn among them is in scope too.")
+    homonym_fpr: float = Field(
+        default=0.05, gt=0.0, le=0.5,
+        description="False-positive rate allowed on prompts that contain an ambiguous key term (a homonym): the "
+        "encoder must agree above a threshold calibrated on the homonym negatives.")
+    context_fpr: float = Field(
+        default=0.1, gt=0.0, le=0.9,
+        description="A message right after an in-scope turn is a follow-up if it refers back, or if it scores above "
+        "the threshold that flags this share of out-of-scope prompts (a looser bar: it only applies after an in-scope turn).")
+    max_views: int = Field(default=48, ge=1, le=512,
+                           description="At most this many encoder passes per prompt (views, sentence windows).")
+    label_smoothing: float = Field(default=0.1, ge=0.0, lt=0.5,
+                                   description="Keeps scores from saturating, so in- and out-of-scope separate with a margin.")
     max_prompt_chars: int = Field(default=200_000, ge=1000, description="Longer prompts are refused (the rail then fails closed).")
     epochs: int = Field(default=3, ge=1, le=50)
     learning_rate: float = Field(default=5e-5, gt=0.0, lt=1.0)
@@ -103,6 +148,14 @@ class OptimizationSettings(_Strict):
     max_perplexity_ratio: float = Field(default=5.0, gt=1.0, description="Fluency bound: corrupted / clean answer perplexity under the clean model.")
 
 
+class EvaluationSettings(_Strict):
+    """A held-out suite ``eco-rails fit`` reports on (never trained on, never used to calibrate)."""
+
+    suite: str | None = Field(
+        default=None,
+        description="JSONL rows {id, category, in_scope, prompt | turns}, relative to the policy file.")
+
+
 class ForgetPolicy(_Strict):
     """A forget policy. See ``rails_configs/harry_potter/policy.yml`` for a complete example."""
 
@@ -111,6 +164,15 @@ class ForgetPolicy(_Strict):
     description: str = ""
     targets: list[ForgetTarget] = Field(min_length=1)
     keep: list[Example] = Field(default_factory=list, description="Near-neighbour prompts that must NOT be flagged.")
+    keep_entities: list[Entity] = Field(
+        default_factory=list,
+        description="Neighbouring entities (other fantasy, real people) described like the targets' entities: their "
+        "descriptions become negatives, so the classifier learns the target's content, not its vocabulary.")
+    homonyms: list[Example] = Field(
+        default_factory=list,
+        description="Prompts about real things that share a word or a near-spelling with the policy (pottery, the "
+        "star Sirius): negatives the ambiguous-term threshold is calibrated on.")
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     corruption: CorruptionSettings = Field(default_factory=CorruptionSettings)
     optimization: OptimizationSettings = Field(default_factory=OptimizationSettings)
@@ -150,8 +212,55 @@ def _policy_error(path: Path, exc: ValidationError) -> ConfigError:
     return ConfigError(format_validation_error(exc, title=f"Invalid forget policy {path}", hint=_policy_hint))
 
 
+# Fields whose list may instead be a file name, read relative to the policy file.
+_INCLUDABLE_TOP = ("keep", "keep_entities", "homonyms")
+_INCLUDABLE_TARGET = ("examples", "key_terms", "entities")
+
+
+def _read_include(policy_path: Path, field: str, name: str) -> list:
+    path = (policy_path.parent / name).resolve()
+    if not path.is_file():
+        raise ConfigError(f"Invalid forget policy {policy_path}:\n  {field}: the file {name!r} does not exist "
+                          f"(looked for {path}); fix the name or give the list inline.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} (named by {field} in {policy_path}) is not UTF-8 text ({exc.reason}); save it as UTF-8.") from None
+    if path.suffix.lower() == ".txt":
+        return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} (named by {field} in {policy_path}) is not valid YAML: {exc}") from None
+    if isinstance(data, dict) and len(data) == 1 and isinstance(next(iter(data.values())), list):
+        return next(iter(data.values()))  # `entities: [...]`: the form a rails config folder needs
+    if not isinstance(data, list):
+        raise ConfigError(f"{path} (named by {field} in {policy_path}) must hold a YAML mapping with one key whose "
+                          f"value is the list (`{field.rsplit('.', 1)[-1]}: [...]`).")
+    return data
+
+
+def _resolve_includes(raw: dict, policy_path: Path) -> dict:
+    raw = dict(raw)
+    for field in _INCLUDABLE_TOP:
+        if isinstance(raw.get(field), str):
+            raw[field] = _read_include(policy_path, field, raw[field])
+    targets = raw.get("targets")
+    if isinstance(targets, list):
+        resolved = []
+        for i, target in enumerate(targets):
+            if isinstance(target, dict):
+                target = dict(target)
+                for field in _INCLUDABLE_TARGET:
+                    if isinstance(target.get(field), str):
+                        target[field] = _read_include(policy_path, f"targets.{i}.{field}", target[field])
+            resolved.append(target)
+        raw["targets"] = resolved
+    return raw
+
+
 def load_policy(path: str | Path) -> ForgetPolicy:
-    """Read and validate a policy file. Errors name the file, the field and the fix."""
+    """Read and validate a policy file (and the files it names). Errors name the file, the field and the fix."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"Forget policy {path} does not exist. Check custom_data.eco.policy in config.yml.")
@@ -163,6 +272,7 @@ def load_policy(path: str | Path) -> ForgetPolicy:
         raise ConfigError(f"Forget policy {path} is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"Forget policy {path} must be a YAML mapping with name, version and targets.")
+    raw = _resolve_includes(raw, path)
     try:
         return ForgetPolicy.model_validate(raw)
     except ValidationError as exc:
@@ -172,6 +282,14 @@ def load_policy(path: str | Path) -> ForgetPolicy:
 def policy_json_schema() -> dict:
     """The JSON schema of policy files (draft 2020-12), for editors and ``eco-rails policy-schema``."""
     schema = ForgetPolicy.model_json_schema()
+    include = {"type": "string", "description": "A file holding the list (.txt: one per line; .yml: a mapping with "
+               "one key whose value is the list), relative to the policy file."}
+    for props in (schema["properties"], schema["$defs"]["ForgetTarget"]["properties"]):
+        for field in (*_INCLUDABLE_TOP, *_INCLUDABLE_TARGET):
+            if field in props:
+                entry = props[field]
+                props[field] = {"anyOf": [{k: v for k, v in entry.items() if k not in ("title", "description", "default")},
+                                          include], **{k: v for k, v in entry.items() if k in ("title", "description", "default")}}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "eco-rails forget policy"
     return schema

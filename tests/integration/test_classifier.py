@@ -112,7 +112,10 @@ def test_flagged_turns_are_named_exactly(classifier):
     assert earlier.flagged and earlier.spans == (dumbledore,), "the history turn, not the new unrelated question"
     hogwarts = "I'm reading about Hogwarts and its four houses."
     follow = classifier.decide([{"role": "user", "content": hogwarts}, {"role": "user", "content": "Which one is the oldest?"}])
-    assert follow.spans == (hogwarts,), "an in-scope earlier turn is corrupted where it stands in the history"
+    assert set(follow.spans) == {hogwarts, "Which one is the oldest?"}, \
+        "the in-scope earlier turn where it stands in the history, and the follow-up that refers back to it"
+    moved_on = classifier.decide([{"role": "user", "content": hogwarts}, {"role": "user", "content": "How do I cook rice?"}])
+    assert moved_on.spans == (hogwarts,), "a message on a subject of its own stays clean"
 
 
 @pytest.mark.parametrize(

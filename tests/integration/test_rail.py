@@ -14,6 +14,7 @@ import sys
 import pytest
 import yaml
 
+from eco_rails.policy import load_policy
 from eco_rails.providers.markers import CLOSE, OPEN, SEP
 from tests.conftest import REPO
 
@@ -139,7 +140,8 @@ def test_outcome_metadata_and_audit_record(hp, caplog):
         outcome = asyncio.run(eco_check_input(text=HP_QUESTIONS[0], events=[], config=hp.config))
     assert outcome.is_transform
     assert set(outcome.metadata) == {"score", "target", "threshold", "policy_version"}
-    assert outcome.metadata["target"] == "harry-potter" and outcome.metadata["policy_version"] == "1"
+    version = load_policy(CONFIGS / "harry_potter" / "policy.yml").version
+    assert outcome.metadata["target"] == "harry-potter" and outcome.metadata["policy_version"] == version
     records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "eco_rails.audit"]
     assert records and records[-1]["action"] == "corrupt" and records[-1]["policy"] == "harry_potter"
     assert "prompt" not in records[-1] and HP_QUESTIONS[0] not in caplog.text, "no raw prompt by default"

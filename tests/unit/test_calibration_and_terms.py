@@ -11,7 +11,7 @@ from eco_rails.classifier.augment import augment, homoglyphs, leetspeak
 from eco_rails.classifier.calibration import conformal_threshold, flag_rate
 from eco_rails.classifier.dataset import build_examples, general_negatives, split_by_group
 from eco_rails.classifier.key_terms import compile_terms, find_key_term
-from eco_rails.classifier.text import normalize_for_classifier
+from eco_rails.classifier.text import fold_lookalikes, normalize_for_classifier
 from eco_rails.errors import ConfigError
 from eco_rails.policy import load_policy
 from tests.unit.test_policy import HP_POLICY
@@ -42,7 +42,7 @@ def test_too_few_calibration_negatives_is_a_clear_error():
 @pytest.fixture(scope="module")
 def hp_terms():
     policy = load_policy(HP_POLICY)
-    return compile_terms({t.id: t.key_terms for t in policy.targets})
+    return compile_terms({t.id: t.all_terms() for t in policy.targets})
 
 
 @pytest.mark.parametrize(
@@ -66,16 +66,26 @@ def test_key_term_matching(hp_terms, text, expected):
     assert (hit.text if hit else None) == expected
 
 
-def test_no_shipped_negative_or_keep_example_hits_a_demo_key_term(hp_terms):
+def test_demo_terms_that_also_name_real_things_are_ambiguous_and_coined_names_are_not():
+    """fit's rule: a term that occurs in a negative (keep, homonym, general) or is an ordinary word needs the
+    encoder's agreement; a coined name flags on its own."""
+    from eco_rails.classifier.fit import ambiguous_terms
+
     policy = load_policy(HP_POLICY)
-    hits = [(n, find_key_term(n, hp_terms).text) for n in general_negatives() + policy.keep if find_key_term(n, hp_terms)]
-    assert hits == []
+    vocabulary = frozenset({"phoenix", "black", "fang", "dobby", "crouch", "riddle", "luna", "hedwig"})
+    negatives = general_negatives() + policy.keep + policy.homonyms
+    unsure = set(ambiguous_terms(policy, negatives, vocabulary)["harry-potter"])
+    assert {"Hedwig", "Harry Potter"} & unsure == {"Hedwig"}  # Saint Hedwig of Silesia is in keep
+    assert not {"Hogwarts", "Dumbledore", "Voldemort", "Quidditch", "Гарри Поттер"} & unsure
+    compiled = compile_terms({t.id: t.all_terms() for t in policy.targets}, ambiguous=unsure)
+    coined = [(n, h.text) for n in negatives for h in [find_key_term(n, compiled, vocabulary)] if h is not None and not h.ambiguous]
+    assert coined == [], "no keep, homonym or general prompt contains a distinctive key term"
 
 
 def test_normalisation_undoes_cheap_evasions():
-    assert normalize_for_classifier("Whо  is\u200b Ｄumbledore?") == "Who is Dumbledore?"
+    assert fold_lookalikes(normalize_for_classifier("Whо  is\u200b Ｄumbledore?")) == "Who is Dumbledore?"
     rng = random.Random(0)
-    assert normalize_for_classifier(homoglyphs("Hogwarts castle", rng)) == "Hogwarts castle"
+    assert fold_lookalikes(normalize_for_classifier(homoglyphs("Hogwarts castle", rng))) == "Hogwarts castle"
     assert leetspeak("aeiost" * 10, random.Random(1)) != "aeiost" * 10
 
 

@@ -21,6 +21,12 @@ VALID = {
 
 
 def write(tmp_path, data, name="policy.yml"):
+    """Write a policy next to copies of the demo policy's included files (entities, homonyms, ...)."""
+    import shutil
+
+    for included in ("entities.yml", "neighbour_entities.yml", "homonyms.txt"):
+        if not (tmp_path / included).exists():
+            shutil.copy(HP_POLICY.parent / included, tmp_path / included)
     path = tmp_path / name
     path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
     return path
