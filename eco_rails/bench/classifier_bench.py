@@ -86,7 +86,7 @@ def bench_classifier(artifact_dir: Path, prompts: Sequence[str], *, rounds: int,
             for enc in singles:
                 one[variant].append(_timed(runner(variant, enc), sync) * 1e3)
         for prompt in prompts:
-            runtime._cache.clear()  # a repeated prompt would be a cache hit: measure the scoring
+            runtime.clear_cache()  # a repeated prompt would be a cache hit: measure the scoring
             start = time.perf_counter()
             runtime.classify(prompt)
             end_to_end.append((time.perf_counter() - start) * 1e3)
@@ -124,11 +124,11 @@ def _latency_by_shape(runtime: Any, prompts: Sequence[str], rounds: int) -> dict
     shapes["spelled_out"] = " ".join(question)
     out: dict[str, Summary] = {}
     for name, text in shapes.items():
-        runtime._cache.clear()
+        runtime.clear_cache()
         runtime.classify(text)  # warm
         times, passes = [], 0
         for _ in range(max(1, rounds)):
-            runtime._cache.clear()  # measure scoring, not the cache of repeated turns
+            runtime.clear_cache()  # measure scoring, not the cache of repeated turns
             start = time.perf_counter()
             decision = runtime.classify(text)
             times.append((time.perf_counter() - start) * 1e3)

@@ -23,7 +23,7 @@ from eco_rails.classifier.calibration import conformal_threshold, minimum_calibr
 from eco_rails.classifier.dataset import NONE_LABEL, SOURCE_GROUP, LabeledPrompt, build_examples, split_by_group
 from eco_rails.classifier.export import export_onnx, quantize_int8
 from eco_rails.classifier.key_terms import compile_terms, find_key_terms, is_common_word
-from eco_rails.classifier.runtime import ClassifierDecision, PromptClassifier, vocabulary_of
+from eco_rails.classifier.runtime import ClassifierDecision, PromptClassifier, flag_rule, vocabulary_of
 from eco_rails.classifier.train import train_classifier
 from eco_rails.errors import ConfigError
 from eco_rails.policy import ForgetPolicy, load_policy
@@ -41,12 +41,6 @@ def _versions() -> dict[str, str]:
 
 
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-
-
-def _flagged(d: ClassifierDecision, threshold: float, ambiguous_threshold: float) -> bool:
-    if d.evidence == "distinctive":
-        return True
-    return d.score > (ambiguous_threshold if d.evidence == "ambiguous" else threshold)
 
 
 def _group_of(row: LabeledPrompt) -> str:
@@ -85,7 +79,7 @@ def obfuscated_copies(rows: Sequence[LabeledPrompt], seed: int) -> list[LabeledP
 def _metrics(decisions: list[ClassifierDecision], rows: list[LabeledPrompt], threshold: float,
              ambiguous_threshold: float, labels: list[str]) -> SplitMetrics:
     """Rates under the decision rule the runtime applies, per target and per source group."""
-    flags = [_flagged(d, threshold, ambiguous_threshold) for d in decisions]
+    flags = [flag_rule(d.evidence, d.score, threshold, ambiguous_threshold) for d in decisions]
     neg = [f for f, r in zip(flags, rows) if r.label == 0]
     pos = [f for f, r in zip(flags, rows) if r.label > 0]
     per_target: dict[str, float | None] = {}
@@ -247,11 +241,11 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
         manifest = manifest.model_copy(update={"threshold": threshold, "ambiguous_threshold": ambiguous_threshold,
                                                "context_threshold": context_threshold})
         if policy.evaluation.suite:
-            write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2))
             suite = (policy_path.parent / policy.evaluation.suite).resolve()
             if not suite.is_file():
                 raise ConfigError(f"{policy_path}: evaluation.suite {policy.evaluation.suite!r} does not exist ({suite}).")
-            metrics["suite"] = evaluate_suite(PromptClassifier(out), suite, progress)
+            classifier.manifest = manifest  # the calibrated thresholds; the loaded model and its scores stay valid
+            metrics["suite"] = evaluate_suite(classifier, suite, progress)
         manifest = manifest.model_copy(update={"metrics": metrics})
         write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2))
     return manifest

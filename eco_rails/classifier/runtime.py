@@ -55,6 +55,17 @@ class ClassifierDecision(BaseModel):
     views: int = 1  # encoder passes made for this prompt
 
 
+def applicable_threshold(evidence: Evidence, threshold: float, ambiguous_threshold: float) -> float:
+    """The encoder threshold that applies to a prompt with this key-term evidence."""
+    return ambiguous_threshold if evidence == "ambiguous" else threshold
+
+
+def flag_rule(evidence: Evidence, score: float, threshold: float, ambiguous_threshold: float) -> bool:
+    """The decision rule, shared by the runtime and by fit's calibration report: a distinctive key term flags on
+    its own; otherwise the encoder score must exceed the threshold that applies to the evidence."""
+    return evidence == "distinctive" or score > applicable_threshold(evidence, threshold, ambiguous_threshold)
+
+
 def vocabulary_of(tokenizer: Any) -> frozenset[str]:
     """The whole words (2+ ASCII letters) a tokenizer knows: what "reads like language" and what a real word
     is, for views and key-term matching."""
@@ -190,9 +201,10 @@ class PromptClassifier:
                 self._cache.popitem(last=False)
         return out
 
-    def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """``(len(texts), n_labels)`` class probabilities of each text as it is (no views)."""
-        return np.stack([self._probs(t) for t in texts]) if texts else np.zeros((0, len(self.manifest.labels)))
+    def clear_cache(self) -> None:
+        """Forget the scores of texts seen before (benchmarks measure scoring, not cache hits)."""
+        with self._lock:
+            self._cache.clear()
 
     def _classify_text(self, text: str) -> ClassifierDecision:
         views = build_views(text, self.vocabulary)
@@ -201,7 +213,7 @@ class PromptClassifier:
         ambiguous = next(((v, t) for v, t in hits if t.ambiguous), None)
         evidence: Evidence = "distinctive" if distinctive else "ambiguous" if ambiguous else "none"
         hit = distinctive or ambiguous
-        threshold = self.ambiguous_threshold if evidence == "ambiguous" else self.threshold
+        threshold = applicable_threshold(evidence, self.threshold, self.ambiguous_threshold)
         budget = self.manifest.max_views
         best, best_probs, best_view, passes = -1.0, None, views[0].kind, 0
         for view in views:
@@ -212,13 +224,13 @@ class PromptClassifier:
             score = float(1.0 - probs[0])
             if score > best:
                 best, best_probs, best_view = score, probs, view.kind
-            if evidence == "distinctive" or best > threshold:
+            if flag_rule(evidence, best, self.threshold, self.ambiguous_threshold):
                 break  # the decision cannot change any more
         assert best_probs is not None
         target = self.manifest.labels[1 + int(np.argmax(best_probs[1:]))] if len(best_probs) > 1 else None
         if hit is not None:
             target = hit[1].target
-        flagged = evidence == "distinctive" or best > threshold
+        flagged = flag_rule(evidence, best, self.threshold, self.ambiguous_threshold)
         view_kind = hit[0].kind if evidence == "distinctive" and hit is not None else best_view
         return ClassifierDecision(flagged=flagged, score=best, target=target, threshold=threshold,
                                   key_term=hit[1].text if hit else None, evidence=evidence, view=view_kind, views=passes)

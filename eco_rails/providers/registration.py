@@ -31,9 +31,6 @@ def _register() -> None:
 class _RegisterAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds ``nemoguardrails`` through the other finders and registers the engine once it has executed."""
 
-    def __init__(self) -> None:
-        self._spec: importlib.machinery.ModuleSpec | None = None
-
     def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None) -> Any:
         if fullname != _NEMO:
             return None
@@ -42,7 +39,6 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                 continue
             spec = finder.find_spec(fullname, path, target)
             if spec is not None and spec.loader is not None:
-                self._spec = spec
                 spec.loader = _Wrapped(spec.loader)
                 return spec
         return None

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from eco_rails.classifier.artifact import ArtifactManifest, ArtifactStatus, artifact_status, ensure_fresh, read_manifest
 from eco_rails.engine.model_store import EMBEDDED_MODEL
-from eco_rails.errors import ArtifactError, ConfigError
+from eco_rails.errors import ConfigError
 from eco_rails.policy import ForgetPolicy, load_policy
-from eco_rails.rails.rail_config import EcoRailSettings, config_file, load_eco_settings, parse_eco_settings, read_config_yml
+from eco_rails.rails.rail_config import EcoRailSettings, config_file, parse_eco_settings, read_config_yml
 
 if TYPE_CHECKING:
     from eco_rails.engine.generation import EcoEngine
@@ -90,4 +90,4 @@ def resolve_config(config_dir: str | Path) -> ResolvedConfig:
     return ResolvedConfig(config_dir, settings, load_policy(settings.policy_path), MainModel.from_config_yml(data))
 
 
-__all__ = ["ArtifactError", "MainModel", "ResolvedConfig", "load_eco_settings", "resolve_config", "uses_eco_rail"]
+__all__ = ["MainModel", "ResolvedConfig", "resolve_config", "uses_eco_rail"]
