@@ -5,7 +5,8 @@ in twenty languages (an alias in Cyrillic goes into Russian and Ukrainian templa
 Korean ones); the entities' plain-word descriptions placed into indirect-question templates. Negatives:
 the policy's ``keep`` examples, its ``keep_entities`` described through the *same* indirect templates (so
 the classifier learns the target's content, not the template), its ``homonyms``, and corpora shipped with
-eco-rails (``eco_rails/data/``): general questions, neighbour terms, everyday filler sentences. A share of
+eco-rails (``eco_rails/data/``): general questions, questions about ordinary people with unfamiliar names,
+neighbour terms, everyday filler sentences. A share of
 both sides is wrapped in jailbreak and format wrappers, so a wrapper is never a signal by itself.
 
 Every base prompt is augmented; a base prompt and all its variants form one *group*, and groups (never
@@ -86,6 +87,20 @@ def wrappers() -> list[str]:
     return [t for t in _shipped_lines("wrappers.txt") if "{q}" in t]
 
 
+def people_questions(rng: random.Random, per_name: int = 2) -> list[str]:
+    """Questions about ordinary people with unfamiliar names (``eco_rails/data/people.txt``): negatives, so an
+    unknown name alone is never read as the policy's world."""
+    section, names, templates = "", [], []
+    for line in _shipped_lines("people.txt"):
+        if line.startswith("[") and line.endswith("]"):
+            section = line.strip("[]")
+        elif section == "names":
+            names.append(line)
+        elif section == "templates" and "{n}" in line:
+            templates.append(line)
+    return [t.replace("{n}", name) for name in names for t in rng.sample(templates, k=min(per_name, len(templates)))]
+
+
 def filler_sentences() -> list[str]:
     import re
 
@@ -124,7 +139,7 @@ def languages_for(name: str) -> tuple[str, ...]:
 
 def build_examples(policy: ForgetPolicy, seed: int, variants_per_positive: int = 3, variants_per_negative: int = 2,
                    prompts_per_term: int = 3, wrap_share: float = 0.15, aliases_per_entity: int = 5,
-                   encoded_negatives: int = 300) -> list[LabeledPrompt]:
+                   encoded_negatives: int = 300, templates_per_description: int = 3) -> list[LabeledPrompt]:
     """All labelled prompts (base examples and their augmentations) for ``policy``."""
     rng = random.Random(seed)
     rows: list[LabeledPrompt] = []
@@ -144,7 +159,7 @@ def build_examples(policy: ForgetPolicy, seed: int, variants_per_positive: int =
         # every entity (an indirect question about any of them must be caught), while the held-out splits still
         # never contain a paraphrase of a trained prompt.
         for j, description in enumerate(entity.descriptions):
-            for k, template in enumerate(rng.sample(indirect, k=min(2, len(indirect)))):
+            for k, template in enumerate(rng.sample(indirect, k=min(templates_per_description, len(indirect)))):
                 add(template.replace("{d}", description), label, f"{group}.d{j}", source, n_variants if k == 0 else 0)
 
     for label, target in enumerate(policy.targets, start=1):
@@ -177,6 +192,9 @@ def build_examples(policy: ForgetPolicy, seed: int, variants_per_positive: int =
     for i, example in enumerate(general):
         if example.lower() not in keep_set:
             add(example, 0, f"general/{i}", "general", variants_per_negative)
+    people = people_questions(rng)
+    for i, question in enumerate(people if limit is None else people[: limit // 5]):
+        add(question, 0, f"people/{i // 2}", "general", 1)
     for i, term in enumerate(negative_terms()):
         for j, prompt in enumerate(term_prompts(term, rng, prompts_per_term, all_templates)):
             add(prompt, 0, f"negterm/{i}", "negative_term", 1 if j == 0 else 0)
@@ -209,7 +227,9 @@ def build_examples(policy: ForgetPolicy, seed: int, variants_per_positive: int =
 def split_by_group(rows: list[LabeledPrompt], seed: int, calibration: float = 0.2, test: float = 0.15) -> dict[Split, list[LabeledPrompt]]:
     """Split groups, stratified by (label, source), into train / calibration / test.
 
-    Calibration holds only what conformal calibration needs (negatives) plus positives for reporting TPR.
+    Calibration holds only what conformal calibration needs: negatives. Positive groups go to train or test
+    (TPR is reported on the test split), so every in-scope description not held out for the report is trained
+    on: a description is what teaches the encoder a new corner of the policy's world.
     """
     rng = random.Random(seed + 1)
     strata: dict[tuple[int, str], list[str]] = {}
@@ -224,7 +244,7 @@ def split_by_group(rows: list[LabeledPrompt], seed: int, calibration: float = 0.
         groups = strata[key]
         rng.shuffle(groups)
         n = len(groups)
-        n_cal = round(n * calibration) if n >= 5 else 0
+        n_cal = round(n * calibration) if n >= 5 and key[0] == 0 else 0
         n_test = round(n * test) if n >= 5 else 0
         for g in groups[:n_cal]:
             assignment[g] = "calibration"

@@ -52,10 +52,12 @@ def _group_of(row: LabeledPrompt) -> str:
 
 def obfuscated_copies(rows: Sequence[LabeledPrompt], seed: int) -> list[LabeledPrompt]:
     """Held-out positives disguised the ways attackers do (base64, hex, ROT13, reversed, spelled out, look-alike
-    letters, leetspeak), for fit's report on the views: never trained on, never used to calibrate."""
+    letters, leetspeak, binary codes, emoji between letters, Atbash, masked vowels), for fit's report on the
+    views: never trained on, never used to calibrate."""
     import base64
     import codecs
     import random
+    import re
 
     from eco_rails.classifier.augment import homoglyphs, leetspeak
 
@@ -69,6 +71,10 @@ def obfuscated_copies(rows: Sequence[LabeledPrompt], seed: int) -> list[LabeledP
         lambda t: ".".join(t.split(" ")[0]) + " " + " ".join(t.split(" ")[1:]),
         lambda t: homoglyphs(t, rng),
         lambda t: leetspeak(t, rng),
+        lambda t: " ".join(format(b, "08b") for b in t.encode()),
+        lambda t: "✨".join(t),
+        lambda t: "".join(chr(219 - ord(c)) if "a" <= c <= "z" else chr(155 - ord(c)) if "A" <= c <= "Z" else c for c in t),
+        lambda t: re.sub(r"(?<=\w)[aeiou](?=\w)", "*", t),
     ]
     bases = [r for r in rows if r.label > 0 and r.variant == "base" and r.text.isascii()]
     picked = rng.sample(bases, k=min(len(bases), 12 * len(tricks)))

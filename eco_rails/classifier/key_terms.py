@@ -7,7 +7,8 @@ is a city, "Granger" an economist. So each term is **distinctive** (a coined nam
 agree, above a threshold calibrated on homonyms). ``fit`` decides which is which.
 
 Matching is robust to case, punctuation, accents, leetspeak inside words, names split into pieces
-("Hog warts"), and one typo in long words, but a word the vocabulary knows is never read as a typo of a
+("Hog warts") or run together ("WhoIsHarryPotter"), two-word names written surname first ("Potter, Harry"),
+vowels dropped or masked ("Hrry P*tter"), and one typo in long words, but a word the vocabulary knows is never read as a typo of a
 term ("shape" is not "Snape", "pensive" is not "Pensieve"). Terms in scripts without reliable word
 boundaries (Chinese, Japanese, Korean, Arabic, Thai) match as substrings; Cyrillic, Greek, Hebrew and
 Devanagari terms match word prefixes (inflected forms: "Поттера"). Pure functions; no state.
@@ -25,6 +26,11 @@ from eco_rails.classifier.text import fold_lookalikes, normalize_for_classifier
 _LEET_FOLD = str.maketrans({"4": "a", "3": "e", "1": "i", "0": "o", "5": "s", "7": "t", "@": "a", "$": "s"})
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?|[0-9]+")
 _ARTICLES = {"the", "a", "an"}
+# A change of script is a word boundary: CJK, Korean and Arabic write no space between a Latin name and its
+# particles ("Luna Lovegoodって誰", "Newt Scamander의"), and \w spans both scripts.
+_MASK = re.compile(r"(?<=[A-Za-z])[*#?•·](?=[A-Za-z])")
+_VOWELS = str.maketrans("", "", "aeiou")
+_SCRIPT_RUN = re.compile(r"[\x00-\x7f]+|[^\x00-\x7f]+")
 _SUBSTRING_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "HANGUL", "ARABIC", "THAI")
 _PREFIX_SCRIPTS = ("CYRILLIC", "GREEK", "HEBREW", "DEVANAGARI", "BENGALI", "TAMIL")
 
@@ -47,15 +53,19 @@ def _script(text: str) -> str:
 
 def words(text: str) -> list[str]:
     """Lower-case words, accents stripped; a word mixing letters and digits is read as leetspeak."""
-    raw = re.findall(r"[\w@$'’]+", _strip_accents(normalize_for_classifier(text)).lower())
+    text = _MASK.sub("", _strip_accents(normalize_for_classifier(text)))  # "H*rry P#tter" -> "Hrry Ptter"
+    raw = re.findall(r"[\w@$'’]+", text.lower())
     out = []
     for token in raw:
         if not token.isascii() and any("a" <= c <= "z" for c in token):
             token = fold_lookalikes(token)  # a word mixing Latin and look-alike Cyrillic/Greek letters is an evasion
         if any(c.isalpha() for c in token) and any(c.isdigit() or c in "@$" for c in token):
             token = token.translate(_LEET_FOLD)
-        out.extend(_WORD.findall(token.replace("’", "'")))
-    return [w.replace("'", "") for w in out]
+        pieces = _SCRIPT_RUN.findall(token) if not token.isascii() else [token]  # "lovegoodって誰" -> lovegood, って誰
+        for piece in pieces:
+            out.extend(_WORD.findall(piece.replace("’", "'")))
+    # the possessive is no part of a name ("Malfoy's" is "Malfoy", so one typo more still matches)
+    return [w[:-2] if w.endswith("'s") and len(w) > 3 else w.replace("'", "") for w in out]
 
 
 def _compact(text: str) -> str:
@@ -93,8 +103,13 @@ class KeyTerm:
     ambiguous: bool = False
 
     def fuzzy_ok(self, token: str) -> bool:
-        # One typo is tolerated in long words only: in a multi-word term from 5 letters, alone from 7.
-        return len(token) >= (5 if len(self.tokens) > 1 else 7)
+        # One typo is tolerated in long words only: in a multi-word term from 5 letters, alone from 8 (a
+        # one-word term of 7 letters is one edit from too many words of other languages: "Souafle", "soufflé").
+        return len(token) >= (5 if len(self.tokens) > 1 else 8)
+
+    def skeleton_ok(self) -> bool:
+        # Written without vowels ("Hrry Pttr", "Hgwrts"): only names with enough consonants to stay unique.
+        return self.mode == "latin" and len("".join(self.tokens).translate(_VOWELS)) >= 5
 
 
 class TermIndex(list[KeyTerm]):
@@ -106,22 +121,35 @@ class TermIndex(list[KeyTerm]):
         self.by_first: dict[str, list[KeyTerm]] = {}
         self.by_length: dict[int, list[KeyTerm]] = {}  # fuzzy candidates, by the length of their first token
         self.by_joined: dict[str, list[KeyTerm]] = {}  # "harrypotter", "hogwarts"
+        self.by_skeleton: dict[str, list[KeyTerm]] = {}  # consonants of the first token: "hrry", "hgwrts"
+        self.by_last: dict[str, list[KeyTerm]] = {}  # two-word names written surname first: "Potter, Harry"
+        self.glued: dict[str, list[KeyTerm]] = {}  # long names to find inside run-together text: "WhoIsHarryPotter"
         self.by_prefix: dict[str, list[KeyTerm]] = {}  # first three letters of a prefix-matched term
         self.substring: list[KeyTerm] = []
         for term in self:
-            if term.mode == "substring":
-                self.substring.append(term)
-                continue
-            first = term.tokens[0]
-            if term.mode == "prefix":
-                self.by_prefix.setdefault(first[:3], []).append(term)
-                continue
-            self.by_first.setdefault(first, []).append(term)
-            if term.fuzzy_ok(first):
-                self.by_length.setdefault(len(first), []).append(term)
-            joined = "".join(term.tokens)
-            if len(joined) >= 6:
-                self.by_joined.setdefault(joined, []).append(term)
+            self._add(term)
+        self.glued_lengths = sorted({len(k) for k in self.glued})
+
+    def _add(self, term: KeyTerm) -> None:
+        if term.mode == "substring":
+            self.substring.append(term)
+            return
+        first = term.tokens[0]
+        if term.mode == "prefix":
+            self.by_prefix.setdefault(first[:3], []).append(term)
+            return
+        self.by_first.setdefault(first, []).append(term)
+        if term.fuzzy_ok(first):
+            self.by_length.setdefault(len(first), []).append(term)
+        joined = "".join(term.tokens)
+        if len(joined) >= 6:
+            self.by_joined.setdefault(joined, []).append(term)
+        if len(joined) >= 8 and not term.ambiguous:
+            self.glued.setdefault(joined, []).append(term)
+        if term.skeleton_ok():
+            self.by_skeleton.setdefault(first.translate(_VOWELS), []).append(term)
+        if len(term.tokens) == 2 and min(map(len, term.tokens)) >= 3:
+            self.by_last.setdefault(term.tokens[1], []).append(term)
 
 
 def compile_terms(terms_by_target: Mapping[str, Iterable[str]], ambiguous: Iterable[str] = ()) -> TermIndex:
@@ -160,6 +188,14 @@ def _sequence_at(term: KeyTerm, toks: Sequence[str], start: int, vocabulary: fro
     return all(_same(term, w, t, vocabulary) for w, t in zip(toks[start:start + n], term.tokens))
 
 
+def _skeleton_at(term: KeyTerm, toks: Sequence[str], start: int, vocabulary: frozenset[str]) -> bool:
+    n = len(term.tokens)
+    if start + n > len(toks):
+        return False
+    return all(w == t or (w not in vocabulary and w == w.translate(_VOWELS) and w == t.translate(_VOWELS))
+               for w, t in zip(toks[start:start + n], term.tokens))
+
+
 def _prefix_at(term: KeyTerm, toks: Sequence[str], start: int) -> bool:
     n = len(term.tokens)
     if start + n > len(toks):
@@ -192,6 +228,18 @@ def find_key_terms(text: str, terms: Sequence[KeyTerm], vocabulary: frozenset[st
         for term in index.by_prefix.get(word[:3], ()):
             if _prefix_at(term, toks, i):
                 hits[id(term)] = term
+        if word not in vocabulary and len(word) >= 3 and word == word.translate(_VOWELS):
+            for term in index.by_skeleton.get(word, ()):  # vowels dropped or masked
+                if _skeleton_at(term, toks, i, vocabulary):
+                    hits[id(term)] = term
+        for term in index.by_last.get(word, ()):  # "Potter, Harry"
+            if i + 1 < len(toks) and toks[i + 1] == term.tokens[0]:
+                hits[id(term)] = term
+        if len(word) >= 10 and word not in vocabulary:
+            for size in index.glued_lengths:
+                for at in range(len(word) - size + 1):
+                    for term in index.glued.get(word[at:at + size], ()):
+                        hits[id(term)] = term
     if index.substring and not text.isascii():
         compact = _compact(text)
         for term in index.substring:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from eco_rails.classifier.artifact import ArtifactManifest, ensure_fresh, read_manifest
 from eco_rails.classifier.backends import make_session
-from eco_rails.classifier.conversation import refers_back
+from eco_rails.classifier.conversation import changes_subject, refers_back
 from eco_rails.classifier.key_terms import compile_terms, find_key_terms
 from eco_rails.classifier.text import normalize_for_classifier
 from eco_rails.classifier.views import MAX_VIEW_CHARS, build_views
@@ -266,44 +266,50 @@ class PromptClassifier:
 
     # ---- FlagDecider --------------------------------------------------------------------------
     def decide(self, messages: Sequence[dict[str, str]], max_history: int = 20) -> FlagDecision:
-        """Decide for a chat (oldest message first). ``spans`` names every user text to corrupt:
+        """Decide for a chat (oldest message first). ``spans`` names every user text to corrupt.
 
-        * the latest user message, if it is in scope on its own;
-        * each earlier user message (up to ``max_history``) that is in scope on its own: it sits in the
-          history the model reads, so it must not leak the knowledge either;
-        * the latest message when it follows an in-scope message among the ``context_turns`` before it and
-          *refers back* (pronouns, ellipsis: "What house is she in?") or stays near the topic (its score is above
-          the looser ``context_threshold``: "Which house is the oldest?");
-        * the latest message *and* the ``context_turns`` user messages before it, if only together they are in
-          scope (a question split over turns: "I'm reading about the boy wizard." / "Which house is he in?").
+        The user messages (the latest and up to ``max_history`` before it) are read in order, each with the
+        ``context_turns`` user messages before it, and a message is in scope when
+
+        * it is in scope on its own;
+        * it follows an in-scope message among the ``context_turns`` before it and *refers back* (pronouns,
+          ellipsis, "the game": "What house is she in?"), or stays near the topic without announcing a new one
+          (its score is above the looser ``context_threshold``: "Which house is the oldest?"). Follow-ups chain:
+          "Tell me about Dumbledore." / "How old is he?" / "And his brother?" are all in scope;
+        * only together with the ``context_turns`` messages before it it is in scope (a question split over
+          turns: "... called Goblet" / "of Fire. Who wins it?"): then those messages are in scope too.
+
+        Every in-scope message is corrupted, earlier ones included: they sit in the history the model reads, so
+        they must not leak the knowledge either. A message is judged the same whether it is the latest or not.
         """
-        users = [m["content"] for m in messages if m.get("role") == "user" and m.get("content")]
+        users = [m["content"] for m in messages if m.get("role") == "user" and m.get("content")][-(max_history + 1):]
         if not users:
             return FlagDecision.clean()
-        latest, earlier = users[-1], users[:-1][-max_history:]
-        decisions = self.classify_batch([latest, *earlier])
-        latest_d, earlier_d = decisions[0], decisions[1:]
-        spans: list[str] = [latest] if latest_d.flagged else []
-        spans += [text for text, d in zip(earlier, earlier_d) if d.flagged]
+        decisions = self.classify_batch(users)
         turns = self.manifest.context_turns
-        recent = list(zip(earlier, earlier_d))[len(earlier) - turns:] if turns and earlier else []
+        in_scope = [d.flagged for d in decisions]
         chosen = [d for d in decisions if d.flagged]
-        if recent and not latest_d.flagged:
-            anchor = next((d for _, d in reversed(recent) if d.flagged), None)
-            if anchor is not None and (refers_back(latest) or latest_d.score > self.context_threshold):
-                # a follow-up to an in-scope turn: it points back, or it stays near the topic ("Which house is
-                # the oldest?") rather than opening one of its own ("How do I bake sourdough?")
-                spans.append(latest)
-                chosen.append(anchor)
-            elif anchor is None:
-                # only together in scope: a question split over turns ("... called Goblet" / "of Fire. ..."), read
-                # as one text: a distinctive key term across the join, or the encoder on the whole
-                joint_text = normalize_for_classifier("\n".join([*(t for t, _ in recent), latest]))
-                coined = any(not t.ambiguous for t in find_key_terms(joint_text, self._key_terms, self.vocabulary))
-                joint = float(1.0 - self._probs(joint_text[:MAX_VIEW_CHARS])[0])
-                if coined or joint > self.threshold:
-                    spans += [*(t for t, _ in recent), latest]
-                    chosen.append(latest_d.model_copy(update={"score": joint, "flagged": True}))
+        for i, (text, own) in enumerate(zip(users, decisions)):
+            window = list(range(max(0, i - turns), i))
+            if own.flagged or not window:
+                continue
+            anchor = next((decisions[j] for j in reversed(window) if in_scope[j]), None)
+            if anchor is not None:
+                if refers_back(text) or (own.score > self.context_threshold and not changes_subject(text)):
+                    # a follow-up to an in-scope turn: it points back, or it stays near the topic ("Which house is
+                    # the oldest?") rather than opening one of its own ("How do I bake sourdough?")
+                    in_scope[i] = True
+                    chosen.append(anchor)
+                continue
+            # only together in scope: a question split over turns ("... called Goblet" / "of Fire. ..."), read as
+            # one text: a distinctive key term across the join, or the encoder on the whole
+            joint_text = normalize_for_classifier("\n".join(users[j] for j in [*window, i]))
+            coined = any(not t.ambiguous for t in find_key_terms(joint_text, self._key_terms, self.vocabulary))
+            joint = float(1.0 - self._probs(joint_text[:MAX_VIEW_CHARS])[0])
+            if coined or joint > self.threshold:
+                for j in [*window, i]:
+                    in_scope[j] = True
+                chosen.append(own.model_copy(update={"score": joint, "flagged": True}))
+        spans = tuple(dict.fromkeys(text for text, flag in zip(users, in_scope) if flag))
         top = max(chosen, default=max(decisions, key=lambda d: d.score), key=lambda d: d.score)
-        return FlagDecision(flagged=bool(spans), spans=tuple(dict.fromkeys(spans)), score=top.score, target=top.target,
-                            threshold=top.threshold)
+        return FlagDecision(flagged=bool(spans), spans=spans, score=top.score, target=top.target, threshold=top.threshold)

@@ -19,7 +19,9 @@ _FOLD = {v: k for k, v in HOMOGLYPHS.items()} | {
     "Κ": "K", "Μ": "M", "Ν": "N", "Ρ": "P", "Τ": "T", "Χ": "X", "Υ": "Y", "Ζ": "Z", "ѕ": "s", "ј": "j", "һ": "h",
     "ԁ": "d", "ɡ": "g", "ⅼ": "l", "ı": "i",
 }
-_FOLD_TABLE = str.maketrans(_FOLD)
+_SMALL_CAPS = dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnoprstuvwyz"))
+_REGIONAL = {chr(0x1F1E6 + i): chr(ord("a") + i) for i in range(26)}  # flag letters: 🇭🇦🇷🇷🇾
+_FOLD_TABLE = str.maketrans(_FOLD | _SMALL_CAPS | _REGIONAL)
 _WS = re.compile(r"\s+")
 
 

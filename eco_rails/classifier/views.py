@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import html
 import itertools
 import re
 import unicodedata
@@ -34,8 +35,9 @@ _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{12,}={0,2}(?![A-Za-z0-9+/=_-])")
 _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[\s:,]?){6,}(?![0-9A-Fa-f])")
 _URL = re.compile(r"(?:%[0-9A-Fa-f]{2}){3,}")
-# A run of single characters separated by spaces, dots, dashes, ... ("H a r r y", "H.o.g.w.a.r.t.s").
-_SPACED = re.compile(r"(?<!\w)\w(?:(?:[ .\-_*·•|/\\,+~]{1,3}|\s{2,6})\w){2,}(?!\w)")
+# A run of single characters separated by spaces, dots, dashes, emoji, quotes ... ("H a r r y", "H.o.g.w.a.r.t.s",
+# "H🔥a🔥r🔥r🔥y", "'H' 'a' 'r'").
+_SPACED = re.compile(r"(?<![^\W_])[^\W_](?:(?:(?:[^\w\n]|_){1,4}|\s{2,6})[^\W_]){2,}(?![^\W_])")
 _SENTENCE = re.compile(r"[^.!?。！？؟\n]+[.!?。！？؟]*")
 _LEETISH = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[0-9@$!|])[\w@$!|]{3,}\b")
 # Sentences that set up a wrapper rather than ask anything: role-play, instruction overrides, output formats.
@@ -46,6 +48,25 @@ _WRAPPER = re.compile(
     r"translate|stay in character|do not refuse|never refuse|as an ai|hi\b|hello\b|hey\b|thanks|thank you|please\b)",
     re.IGNORECASE,
 )
+# Letters written as numbers: 8-bit binary, or decimal character codes ("72 111 103 ...").
+_BINARY = re.compile(r"(?<![01])(?:[01]{7,8}[\s,]*){6,}")
+_DECIMAL = re.compile(r"(?<!\d)(?:(?:3[2-9]|[4-9]\d|1[01]\d|12[0-6])[\s,]+){5,}(?:3[2-9]|[4-9]\d|1[01]\d|12[0-6])(?!\d)")
+_B32 = re.compile(r"(?<![A-Z2-7=])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9=])")
+_ESCAPES = re.compile(r"&#?\w{2,8};|\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}")
+_MORSE = re.compile(r"^[\s.\-/|·•_−–—]+$")
+_MORSE_CODE = {
+    ".-": "a", "-...": "b", "-.-.": "c", "-..": "d", ".": "e", "..-.": "f", "--.": "g", "....": "h", "..": "i",
+    ".---": "j", "-.-": "k", ".-..": "l", "--": "m", "-.": "n", "---": "o", ".--.": "p", "--.-": "q", ".-.": "r",
+    "...": "s", "-": "t", "..-": "u", "...-": "v", ".--": "w", "-..-": "x", "-.--": "y", "--..": "z",
+    "-----": "0", ".----": "1", "..---": "2", "...--": "3", "....-": "4", ".....": "5", "-....": "6", "--...": "7",
+    "---..": "8", "----.": "9", "..--..": "?", ".-.-.-": ".",
+}
+_NATO = {w: w[0] for w in "alfa alpha bravo charlie delta echo foxtrot golf hotel india juliet juliett kilo lima mike november "
+                          "oscar papa quebec romeo sierra tango uniform victor whiskey whisky xray x-ray yankee zulu".split()}
+_NATO_RUN = re.compile(r"(?i)\b(?:(?:" + "|".join(sorted(_NATO, key=len, reverse=True)) + r")\b[\s,.-]*){4,}")
+# Upside-down text: letters turned 180 degrees, read backwards ("¿sʇɹɐʍƃoH").
+_FLIPPED = dict(zip("ɐqɔpǝɟƃɥıɾʞlɯuodbɹsʇnʌʍxʎz¿¡˙'", "abcdefghijklmnopqrstuvwxyz?!.,"))
+_FLIP_ONLY = set("ɐɔǝɟƃɥıɾʞɯɹʇʌʍʎ¿")
 _QUOTED = re.compile(r"[\"“”']([^\"“”'\n]{8,}?)[\"“”']")
 
 
@@ -108,6 +129,45 @@ def _decode_hex(token: str) -> str | None:
         return None
 
 
+def _atbash(text: str) -> str:
+    return "".join(chr(219 - ord(ch)) if "a" <= ch <= "z" else chr(155 - ord(ch)) if "A" <= ch <= "Z" else ch for ch in text)
+
+
+def _rot47(text: str) -> str:
+    return "".join(chr(33 + (ord(ch) + 14) % 94) if "!" <= ch <= "~" else ch for ch in text)
+
+
+def _codes(match: re.Match[str], base: int) -> str:
+    values = [int(v, base) for v in re.findall(r"\d+", match.group(0))]
+    text = "".join(chr(v) for v in values if 32 <= v < 127)
+    return f" {text} "
+
+
+_DASHES = str.maketrans("·•−–—_", "..----")
+
+
+def _morse(text: str) -> str | None:
+    words = re.split(r"\s*[/|]\s*|\s{3,}", text.strip().translate(_DASHES))
+    out = " ".join("".join(_MORSE_CODE.get(c, "") for c in w.split()) for w in words).strip()
+    return out if sum(ch.isalpha() for ch in out) >= 3 else None
+
+
+def _unflipped(text: str) -> str | None:
+    if sum(ch in _FLIP_ONLY for ch in text) < 3:
+        return None
+    return "".join(_FLIPPED.get(ch, ch) for ch in reversed(text))
+
+
+def _escapes(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token.startswith("&"):
+            return html.unescape(token)
+        return chr(int(token[2:], 16))
+
+    return _ESCAPES.sub(one, text)
+
+
 def _joined(text: str) -> str | None:
     def join(match: re.Match[str]) -> str:
         run = match.group(0)
@@ -126,10 +186,33 @@ def _decoded_views(text: str, vocabulary: frozenset[str]) -> list[View]:
             decoded = decode(match.group(0).strip())
             if decoded:
                 out.append(View(kind, text.replace(match.group(0), f" {decoded} ")))
+    for match in itertools.islice(_B32.finditer(text), MAX_TOKENS_DECODED):
+        try:
+            decoded = _printable_text(base64.b32decode(match.group(0) + "=" * (-len(match.group(0)) % 8)))
+        except (binascii.Error, ValueError):
+            decoded = None
+        if decoded and sum(ch.isalpha() for ch in decoded) >= 3:
+            out.append(View("base32", text.replace(match.group(0), f" {decoded} ")))
     if _URL.search(text):
         unquoted = urllib.parse.unquote(text)
         if unquoted != text:
             out.append(View("url", unquoted))
+    if _ESCAPES.search(text):
+        out.append(View("escapes", _escapes(text)))
+    if _BINARY.search(text):
+        out.append(View("codes", _BINARY.sub(lambda m: _codes(m, 2), text)))
+    if _DECIMAL.search(text):
+        out.append(View("codes", _DECIMAL.sub(lambda m: _codes(m, 10), text)))
+    if _NATO_RUN.search(text):
+        out.append(View("nato", _NATO_RUN.sub(lambda m: " " + "".join(
+            _NATO[w.lower()] for w in re.findall(r"[A-Za-z-]+", m.group(0)) if w.lower() in _NATO) + " ", text)))
+    if len(text) >= 8 and _MORSE.match(text):
+        decoded = _morse(text)
+        if decoded:
+            out.append(View("morse", decoded))
+    flipped = _unflipped(text)
+    if flipped:
+        out.append(View("flipped", flipped))
     base = word_ratio(text, vocabulary)
     if len(_LATIN_WORD.findall(text)) >= 3 and base < 0.6:
         best_k, best = 0, base
@@ -139,9 +222,17 @@ def _decoded_views(text: str, vocabulary: frozenset[str]) -> list[View]:
                 best_k, best = k, ratio
         if best_k and best >= 0.4 and best - base >= 0.2:
             out.append(View("shift", _shift(text, best_k)))
+        atbash = _atbash(text)
+        if word_ratio(atbash, vocabulary) - base >= 0.2:
+            out.append(View("atbash", atbash))
         backwards = text[::-1]
         if word_ratio(backwards, vocabulary) - base >= 0.2:
             out.append(View("reversed", backwards))
+    symbols = sum(1 for ch in text if ch.isascii() and not ch.isalnum() and not ch.isspace() and ch not in ".,?!'")
+    if len(text) >= 8 and symbols / len(text) >= 0.12:  # ROT47 turns letters into symbols
+        rot47 = _rot47(text)
+        if word_ratio(rot47, vocabulary) >= 0.4 and word_ratio(rot47, vocabulary) - base >= 0.2:
+            out.append(View("rot47", rot47))
     return out
 
 

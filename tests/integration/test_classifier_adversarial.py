@@ -65,6 +65,19 @@ def test_a_follow_up_to_an_in_scope_turn_is_corrupted_and_a_new_subject_is_not(c
     assert not never.flagged, "pronouns alone are no signal without an in-scope turn"
 
 
+def test_a_follow_up_reaches_back_over_several_turns_but_an_announced_new_subject_does_not(classifier):
+    def user(*texts):
+        return [{"role": "user", "content": t} for t in texts]
+
+    first = "Tell me about Dumbledore."
+    two_back = classifier.decide(user(first, "How old is he?", "And who was his brother?"))
+    assert set(two_back.spans) == {first, "How old is he?", "And who was his brother?"}
+    beyond = classifier.decide(user(first, *[f"What is {n} times 3?" for n in range(3)], "And his brother?"))
+    assert "And his brother?" not in beyond.spans, "only the context_turns turns before the latest are read"
+    announced = classifier.decide(user(first, "Unrelated question: what is 17 times 3?"))
+    assert announced.spans == (first,)
+
+
 def test_hostile_input_gets_a_bounded_decision_or_a_clear_error(classifier):
     nested = QUESTION.encode()
     for _ in range(6):

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import base64
 import codecs
-import time
 
 import pytest
 
-from eco_rails.classifier.conversation import refers_back
+from eco_rails.classifier.conversation import changes_subject, refers_back
 from eco_rails.classifier.key_terms import compile_terms, find_key_term, find_key_terms, is_common_word
 from eco_rails.classifier.text import fold_lookalikes, normalize_for_classifier
 from eco_rails.classifier.views import MAX_VIEW_CHARS, build_views, word_ratio
@@ -37,6 +36,49 @@ def test_encodings_are_undone(disguised):
     assert any(QUESTION in t for t in texts(disguised)), texts(disguised)
 
 
+def _atbash(text: str) -> str:
+    return "".join(chr(219 - ord(c)) if c.islower() else chr(155 - ord(c)) if c.isupper() else c for c in text)
+
+
+NAMES = compile_terms({"hp": ["Hogwarts", "Harry Potter", "Dumbledore"]})
+MORSE = {"w": ".--", "h": "....", "o": "---", "i": "..", "s": "...", "a": ".-", "r": ".-.", "y": "-.--", "p": ".--.",
+         "t": "-", "e": "."}
+
+
+@pytest.mark.parametrize("disguised", [
+    base64.b32encode(QUESTION.encode()).decode(),
+    " ".join(format(ord(c), "08b") for c in QUESTION),  # binary character codes
+    " ".join(str(ord(c)) for c in QUESTION),  # decimal character codes
+    "Who is the headmaster of &#72;&#111;&#103;&#119;&#97;&#114;&#116;&#115;?",  # HTML entities
+    "Who is the headmaster of \\u0048\\u006f\\u0067\\u0077\\u0061\\u0072\\u0074\\u0073?",  # escapes
+    _atbash(QUESTION),
+    "".join(chr(33 + (ord(c) + 14) % 94) if "!" <= c <= "~" else c for c in QUESTION),  # ROT47
+    " / ".join(" ".join(MORSE[c] for c in w) for w in "who is harry potter".split()),  # Morse
+    "Who is Hotel Alpha Romeo Romeo Yankee Papa Oscar Tango Tango Echo Romeo?",  # NATO spelling
+    "¿sʇɹɐʍƃoH ɟo ɹǝʇsɐɯpɐǝɥ ǝɥʇ sı oɥM",  # upside down
+    "Who is ʜᴀʀʀʏ ᴘᴏᴛᴛᴇʀ?",  # small capitals
+    "Who is 🇭🇦🇷🇷🇾 🇵🇴🇹🇹🇪🇷?",  # flag letters
+    "Who is H🔥a🔥r🔥r🔥y P🔥o🔥t🔥t🔥e🔥r?",  # emoji between letters
+    "Who is 'H' 'a' 'r' 'r' 'y' 'P' 'o' 't' 't' 'e' 'r'?",
+    "Who is H*rry P*tt*r?", "Who is Hrry Pttr?", "Tell me about Dmbldr",  # vowels masked or dropped
+    "Who is Potter, Harry?", "WhoIsHarryPotter",  # surname first; words run together
+])
+def test_more_disguises_reach_a_view_where_the_name_is_found(disguised):
+    views = build_views(disguised, VOCAB)
+    assert any(find_key_terms(v.text, NAMES, VOCAB) for v in views), [v.text for v in views]
+
+
+@pytest.mark.parametrize("innocent", [
+    "My scores were 45, 67, 89, 90, 100 and 120 this term.", "The NATO alphabet starts with Alpha Bravo Charlie Delta.",
+    "Hello... -- how are you? -- fine.", "I like rhythm and crypts.", "Tom & Jerry &amp; friends",
+    "Whatsoeverandwhatnot is one long word",
+])
+def test_new_views_never_invent_a_name(innocent):
+    views = build_views(innocent, VOCAB)
+    assert not any(find_key_terms(v.text, NAMES, VOCAB) for v in views)
+    assert len(views) <= 8
+
+
 def test_spelled_out_and_look_alike_letters_are_rejoined_and_folded():
     assert "Who is H.o.g.w.a.r.t.s?" and any("Hogwarts" in t for t in texts("Who is H.o.g.w.a.r.t.s?"))
     assert any("Harry Potter" in t for t in texts("Tell me about H a r r y   P o t t e r"))
@@ -61,9 +103,8 @@ def test_wrappers_are_stripped_and_sentences_scored_alone():
 
 def test_views_are_bounded_for_hostile_input():
     junk = base64.b64encode(bytes(range(256)) * 40).decode() + "A" * 5000
-    start = time.perf_counter()
-    views = build_views(junk, VOCAB)
-    assert time.perf_counter() - start < 5.0
+    views = build_views(junk, VOCAB)  # bounded work: a few hundred views at most, each clipped
+    assert len(views) < 1000
     assert all(len(v.text) <= max(MAX_VIEW_CHARS, len(views[0].text)) for v in views)
     deep = QUESTION.encode()
     for _ in range(8):  # nested eight times: decoding stops at the depth bound without error
@@ -85,9 +126,13 @@ TERMS = compile_terms({"hp": ["Hogwarts", "Severus Snape", "Snape", "Pensieve", 
     ("Tell me about Hogwarts", "Hogwarts"),
     ("tell me about hog warts", "Hogwarts"),  # a name split in two
     ("Who is Severus Snaep?", "Severus Snape"),  # one typo in a long multi-word term
+    ("Who was Severus Snaep's mother?", "Severus Snape"),  # a typo and a possessive
     ("Кто такой Гарри Поттера?", "Гарри Поттер"),  # inflected Cyrillic: word prefixes
     ("哈利波特是谁？", "哈利·波特"),  # no word boundaries: substring
     ("해리 포터는 누구인가요?", "해리 포터"),
+    ("Severus Snapeって誰？", "Severus Snape"),  # a Latin name glued to Japanese particles: the script change is a boundary
+    ("Hogwarts의 역사는?", "Hogwarts"),
+    ("请介绍一下Hogwarts。", "Hogwarts"),
     ("What is the shape of a pear?", None),  # a real word is never a typo of a term
     ("Why do I feel pensive today?", None),
 ])
@@ -107,6 +152,17 @@ def test_distinctive_terms_rank_before_ambiguous_ones():
     ("What house is she in?", True), ("And his wand?", True), ("Who won the tournament in it?", True),
     ("¿Y quién lo mató?", True), ("Welches Haus hat er?", True), ("How do I bake sourdough?", False),
     ("What is 2+2?", False), ("What's the capital of Peru?", False),
+    ("How is the game scored?", True), ("Who wrote the books?", True), ("What is the game of Go?", False),
+    ("What is the boiling point of water?", False), ("Is The Game by Neil Strauss good?", False),
 ])
 def test_follow_ups_that_refer_back_are_recognised(text, expected):
     assert refers_back(text) is expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Unrelated: what is 17 times 3?", True), ("Different question - how do I boil an egg?", True),
+    ("Otra pregunta: ¿cuál es la capital de Perú?", True), ("Which house is the oldest?", False),
+    ("What is the relation between them?", False),
+])
+def test_an_announced_change_of_subject_is_recognised(text, expected):
+    assert changes_subject(text) is expected
