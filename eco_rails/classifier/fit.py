@@ -60,6 +60,7 @@ def obfuscated_copies(rows: Sequence[LabeledPrompt], seed: int) -> list[LabeledP
     import re
 
     from eco_rails.classifier.augment import homoglyphs, leetspeak
+    from eco_rails.classifier.views import atbash
 
     rng = random.Random(seed + 7)
     tricks = [
@@ -73,7 +74,7 @@ def obfuscated_copies(rows: Sequence[LabeledPrompt], seed: int) -> list[LabeledP
         lambda t: leetspeak(t, rng),
         lambda t: " ".join(format(b, "08b") for b in t.encode()),
         lambda t: "✨".join(t),
-        lambda t: "".join(chr(219 - ord(c)) if "a" <= c <= "z" else chr(155 - ord(c)) if "A" <= c <= "Z" else c for c in t),
+        atbash,
         lambda t: re.sub(r"(?<=\w)[aeiou](?=\w)", "*", t),
     ]
     bases = [r for r in rows if r.label > 0 and r.variant == "base" and r.text.isascii()]

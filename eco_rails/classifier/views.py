@@ -119,6 +119,14 @@ def _decode_base64(token: str) -> str | None:
     return None
 
 
+def _decode_base32(token: str) -> str | None:
+    try:
+        text = _printable_text(base64.b32decode(token.rstrip("=") + "=" * (-len(token.rstrip("=")) % 8)))
+    except (binascii.Error, ValueError):
+        return None
+    return text if text is not None and sum(ch.isalpha() for ch in text) >= 3 else None
+
+
 def _decode_hex(token: str) -> str | None:
     digits = re.sub(r"[\s:,]", "", token)
     if len(digits) % 2:
@@ -129,7 +137,8 @@ def _decode_hex(token: str) -> str | None:
         return None
 
 
-def _atbash(text: str) -> str:
+def atbash(text: str) -> str:
+    """Atbash (a<->z, b<->y, ...): its own inverse, so it both disguises and undoes."""
     return "".join(chr(219 - ord(ch)) if "a" <= ch <= "z" else chr(155 - ord(ch)) if "A" <= ch <= "Z" else ch for ch in text)
 
 
@@ -181,18 +190,12 @@ def _joined(text: str) -> str | None:
 def _decoded_views(text: str, vocabulary: frozenset[str]) -> list[View]:
     """One level of decoding: each encoded token replaced by its decoding, or the whole text unshifted/reversed."""
     out: list[View] = []
-    for pattern, kind, decode in ((_B64, "base64", _decode_base64), (_HEX, "hex", _decode_hex)):
+    for pattern, kind, decode in ((_B64, "base64", _decode_base64), (_HEX, "hex", _decode_hex),
+                                  (_B32, "base32", _decode_base32)):
         for match in itertools.islice(pattern.finditer(text), MAX_TOKENS_DECODED):
             decoded = decode(match.group(0).strip())
             if decoded:
                 out.append(View(kind, text.replace(match.group(0), f" {decoded} ")))
-    for match in itertools.islice(_B32.finditer(text), MAX_TOKENS_DECODED):
-        try:
-            decoded = _printable_text(base64.b32decode(match.group(0) + "=" * (-len(match.group(0)) % 8)))
-        except (binascii.Error, ValueError):
-            decoded = None
-        if decoded and sum(ch.isalpha() for ch in decoded) >= 3:
-            out.append(View("base32", text.replace(match.group(0), f" {decoded} ")))
     if _URL.search(text):
         unquoted = urllib.parse.unquote(text)
         if unquoted != text:
@@ -222,9 +225,9 @@ def _decoded_views(text: str, vocabulary: frozenset[str]) -> list[View]:
                 best_k, best = k, ratio
         if best_k and best >= 0.4 and best - base >= 0.2:
             out.append(View("shift", _shift(text, best_k)))
-        atbash = _atbash(text)
-        if word_ratio(atbash, vocabulary) - base >= 0.2:
-            out.append(View("atbash", atbash))
+        undone = atbash(text)
+        if word_ratio(undone, vocabulary) - base >= 0.2:
+            out.append(View("atbash", undone))
         backwards = text[::-1]
         if word_ratio(backwards, vocabulary) - base >= 0.2:
             out.append(View("reversed", backwards))
