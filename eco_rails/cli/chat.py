@@ -73,11 +73,11 @@ async def _chat_with_rails(config: Path, message: Optional[str], stream: bool) -
         history.append({"role": "assistant", "content": answer})
 
 
-def _chat_with_provider(model: str, message: Optional[str], flag: bool, max_new_tokens: int) -> None:
+def _chat_with_provider(model: str, message: Optional[str], flag: bool, max_new_tokens: int, adapter: Optional[Path] = None) -> None:
     from eco_rails import FlagDecision, GenerationSettings, get_engine
 
     with console.status(f"Loading {model} ..."):
-        engine = get_engine(model)
+        engine = get_engine(model, adapter=adapter)
     settings = GenerationSettings(max_new_tokens=max_new_tokens)
     history: list[dict[str, str]] = []
     for text in _read_turns(message):
@@ -116,6 +116,7 @@ def chat(
     model: str = typer.Option("smollm2-135m", "--model", "-m", help="Without --config: the model to chat with directly."),
     message: Optional[str] = typer.Option(None, "--message", help="Send one message, print the answer, exit."),
     flag: bool = typer.Option(False, "--flag", help="Without --config: corrupt every message (shows what ECO does)."),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="Without --config: a PEFT adapter folder served on top of --model."),
     max_new_tokens: int = typer.Option(200, "--max-new-tokens", min=1),
     stream: bool = typer.Option(True, "--stream/--no-stream", help="With --config: stream the answer."),
 ) -> None:
@@ -129,6 +130,6 @@ def chat(
             _ensure_artifact(config)
             asyncio.run(_chat_with_rails(config, message, stream))
         else:
-            _chat_with_provider(model, message, flag, max_new_tokens)
+            _chat_with_provider(model, message, flag, max_new_tokens, adapter)
     except EcoRailsError as exc:
         _fail(str(exc))

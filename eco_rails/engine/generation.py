@@ -27,7 +27,14 @@ from eco_rails.caches import register_cache
 from eco_rails.engine.corruption import CorruptionSpec, seed_from_text
 from eco_rails.engine.corruption.functions import apply_corruption
 from eco_rails.engine.flags import FlagDecision
-from eco_rails.engine.model_store import EMBEDDED_MODEL, choose_placement, load_model_and_tokenizer, resolve_model_dir
+from eco_rails.engine.model_store import (
+    EMBEDDED_MODEL,
+    apply_adapter,
+    choose_placement,
+    load_model_and_tokenizer,
+    resolve_adapter_dir,
+    resolve_model_dir,
+)
 from eco_rails.engine.prompting import RenderedPrompt, flagged_char_spans, render_prompt
 from eco_rails.errors import ConfigError, PromptError
 from eco_rails.validation import format_validation_error
@@ -173,9 +180,11 @@ class EcoEngine:
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def load(cls, model: str | Path = EMBEDDED_MODEL, *, device: str | None = None, dtype: str | None = None) -> EcoEngine:
-        """Load (or reuse) an engine for a model reference; see :mod:`eco_rails.engine.model_store`."""
-        return get_engine(model, device=device, dtype=dtype)
+    def load(
+        cls, model: str | Path = EMBEDDED_MODEL, *, device: str | None = None, dtype: str | None = None, adapter: str | Path | None = None,
+    ) -> EcoEngine:
+        """Load (or reuse) an engine for a model reference (and PEFT adapter); see :func:`get_engine`."""
+        return get_engine(model, device=device, dtype=dtype, adapter=adapter)
 
     @property
     def device(self) -> torch.device:
@@ -378,24 +387,33 @@ class EcoEngine:
             await asyncio.to_thread(iterator.close)
 
 
-_ENGINES: dict[tuple[str, str, str], EcoEngine] = {}
+_ENGINES: dict[tuple[str, str, str, str], EcoEngine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def get_engine(model: str | Path = EMBEDDED_MODEL, *, device: str | None = None, dtype: str | None = None) -> EcoEngine:
-    """One engine per (model directory, device, dtype) per process: providers built by several rails
+def get_engine(
+    model: str | Path = EMBEDDED_MODEL, *, device: str | None = None, dtype: str | None = None, adapter: str | Path | None = None,
+) -> EcoEngine:
+    """One engine per (model directory, adapter, device, dtype) per process: providers built by several rails
     configs or several NeMo ``LLMRails`` share the weights instead of loading them again.
 
+    ``adapter`` is a local PEFT adapter directory served on top of ``model`` (unmerged, so an unflagged prompt
+    gets exactly the answer of ``PeftModel.from_pretrained(base, adapter)``).
+
     Raises :class:`~eco_rails.errors.ModelLoadError` if ``model`` is not the embedded alias, a local causal-LM
-    directory or a ``.gguf`` file, and :class:`~eco_rails.errors.ConfigError` for a bad device or dtype."""
+    directory or a ``.gguf`` file, or ``adapter`` is not a PEFT adapter for it, and
+    :class:`~eco_rails.errors.ConfigError` for a bad device or dtype."""
     placement = choose_placement(device, dtype)
     model_dir = resolve_model_dir(model)
-    key = (str(model_dir.resolve()), placement.device, placement.dtype)
+    adapter_dir = resolve_adapter_dir(adapter) if adapter else None
+    key = (str(model_dir.resolve()), str(adapter_dir.resolve()) if adapter_dir else "", placement.device, placement.dtype)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
             hf_model, tokenizer = load_model_and_tokenizer(model_dir, placement)
-            engine = EcoEngine(hf_model, tokenizer, name=str(model))
+            if adapter_dir is not None:
+                hf_model = apply_adapter(hf_model, adapter_dir)
+            engine = EcoEngine(hf_model, tokenizer, name=str(model) if adapter_dir is None else f"{model}+{adapter_dir.name}")
             _ENGINES[key] = engine
         return engine
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import importlib.util
 import logging
 import os
@@ -21,8 +20,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
+from eco_rails.atomic import file_sha256
 from eco_rails.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -57,14 +57,6 @@ def embedded_gguf_path() -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @contextlib.contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
     """Inter-process lock so two processes never convert the same GGUF at once."""
@@ -85,7 +77,7 @@ def converted_gguf_dir(gguf_path: Path) -> Path:
     run never leaves a half-written model behind.
     """
     gguf_path = gguf_path.resolve()
-    key = _sha256(gguf_path)[:16]
+    key = file_sha256(gguf_path)[:16]
     target = cache_root() / "models" / f"{gguf_path.stem}-{key}"
     if (target / "config.json").is_file():
         return target
@@ -202,3 +194,39 @@ def load_model_and_tokenizer(model_dir: Path, placement: DevicePlacement):
     model.to(placement.device)  # type: ignore[arg-type]  # transformers types .to() narrowly
     model.eval()
     return model, tokenizer
+
+
+def resolve_adapter_dir(adapter: str | os.PathLike[str]) -> Path:
+    """Check that ``adapter`` is a local PEFT adapter directory (``adapter_config.json`` + weights)."""
+    path = Path(adapter).expanduser()
+    if not path.is_dir():
+        raise ModelLoadError(
+            f"Adapter path {path} is not a directory. Give the folder a PEFT adapter was saved to "
+            "(`model.save_pretrained(dir)` on a PeftModel; it holds adapter_config.json)."
+        )
+    if not (path / "adapter_config.json").is_file():
+        raise ModelLoadError(f"{path} has no adapter_config.json, so it is not a PEFT adapter directory.")
+    if not any((path / name).is_file() for name in ("adapter_model.safetensors", "adapter_model.bin")):
+        raise ModelLoadError(f"{path} has adapter_config.json but no adapter_model.safetensors (or .bin): the weights are missing.")
+    return path
+
+
+def apply_adapter(model: Any, adapter_dir: Path) -> Any:
+    """Wrap ``model`` in its PEFT adapter, unmerged, in eval mode.
+
+    Unmerged on purpose: a merged adapter rounds differently from the ``PeftModel`` a user fine-tuned and
+    checks against, and the provider promises bit-identical answers to the plain model when nothing is flagged.
+    """
+    try:
+        from peft import PeftModel
+    except ImportError as exc:  # pragma: no cover - peft is a dependency
+        raise ModelLoadError("Serving a PEFT adapter needs the `peft` package: pip install peft") from exc
+    try:
+        wrapped = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Could not load the adapter in {adapter_dir} onto {getattr(model.config, '_name_or_path', 'the model')}: {exc}. "
+            "Check that the adapter was trained for this base model (adapter_config.json: base_model_name_or_path)."
+        ) from exc
+    wrapped.eval()
+    return wrapped

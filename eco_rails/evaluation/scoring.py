@@ -24,6 +24,12 @@ from eco_rails.engine.generation import EcoEngine
 class ChoiceScores:
     logprob: tuple[float, ...]  # summed log-probability of each choice
     tokens: tuple[int, ...]
+    hits: tuple[int, ...] = ()  # teacher-forced argmax hits per choice (KnowUnDo's token accuracy)
+
+    @property
+    def mean_nll(self) -> list[float]:
+        """Mean token negative log-likelihood of each choice."""
+        return [-lp / max(n, 1) for lp, n in zip(self.logprob, self.tokens)]
 
     @property
     def normalized(self) -> list[float]:
@@ -54,8 +60,9 @@ def score_choices(
     flag: FlagDecision | None = None,
     corruption: CorruptionSpec | None = None,
     system_prompt: str | None = None,
+    use_chat_template: bool = True,
 ) -> ChoiceScores:
-    prepared = engine.prepare(prompt, flag=flag, corruption=corruption, system_prompt=system_prompt)
+    prepared = engine.prepare(prompt, flag=flag, corruption=corruption, system_prompt=system_prompt, use_chat_template=use_chat_template)
     embed = engine.model.get_input_embeddings()
     prompt_embeds = prepared.inputs_embeds[0] if prepared.inputs_embeds is not None else embed(prepared.input_ids)[0]
     choice_ids = [engine.tokenizer(c, add_special_tokens=False)["input_ids"] or [engine.pad_token_id] for c in choices]
@@ -69,11 +76,13 @@ def score_choices(
         mask[i, :n_prompt + len(ids)] = 1
     logits = engine.model(inputs_embeds=embeds, attention_mask=mask).logits.float()
     logprobs = torch.log_softmax(logits, dim=-1)
-    totals = []
+    totals, hits = [], []
     for i, ids in enumerate(choice_ids):
         positions = torch.arange(n_prompt - 1, n_prompt - 1 + len(ids), device=engine.device)
-        totals.append(float(logprobs[i, positions, torch.tensor(ids, device=engine.device)].sum()))
-    return ChoiceScores(tuple(totals), tuple(len(ids) for ids in choice_ids))
+        gold = torch.tensor(ids, device=engine.device)
+        totals.append(float(logprobs[i, positions, gold].sum()))
+        hits.append(int((logprobs[i, positions].argmax(-1) == gold).sum()))
+    return ChoiceScores(tuple(totals), tuple(len(ids) for ids in choice_ids), tuple(hits))
 
 
 @torch.inference_mode()

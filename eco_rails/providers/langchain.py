@@ -73,7 +73,7 @@ class EcoChatModel(BaseChatModel, ProviderFields):
 
     @model_validator(mode="after")
     def _load(self) -> EcoChatModel:
-        self._engine = get_engine(self.model, device=self.device, dtype=self.dtype)
+        self._engine = get_engine(self.model, device=self.device, dtype=self.dtype, adapter=self.adapter)
         return self
 
     @property

@@ -40,7 +40,8 @@ class EcoLLM:
     def __init__(self, model: str = EMBEDDED_MODEL, *, flag_decider: FlagDecider | None = None, **parameters: Any) -> None:
         self.settings = ProviderSettings.parse(parameters)
         self._model_ref = model or EMBEDDED_MODEL
-        self.engine: EcoEngine = get_engine(self._model_ref, device=self.settings.device, dtype=self.settings.dtype)
+        self.engine: EcoEngine = get_engine(
+            self._model_ref, device=self.settings.device, dtype=self.settings.dtype, adapter=self.settings.adapter)
         self.flag_decider = flag_decider
 
     # ---- LLMModel protocol properties ---------------------------------------------------------

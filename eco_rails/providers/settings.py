@@ -21,6 +21,10 @@ from eco_rails.validation import format_validation_error
 class ProviderFields(GenerationFields):
     """Everything a provider is configured with: decoding plus device, dtype, corruption and prompting."""
 
+    adapter: str | None = Field(
+        default=None,
+        description="a local PEFT adapter directory served on top of the model (a fine-tuned chatbot); relative paths "
+        "are read from the working directory")
     device: str | None = Field(default=None, description="auto (default), cpu, cuda, cuda:1, ...")
     dtype: str | None = Field(default=None, description="auto (default: bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     corruption: CorruptionSpec = Field(default_factory=CorruptionSpec, description="how flagged tokens are corrupted")

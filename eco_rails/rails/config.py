@@ -12,7 +12,7 @@ import logging
 
 from eco_rails.errors import EcoRailsError
 from eco_rails.providers.nemo import register_nemo_provider
-from eco_rails.rails.runtime import check_rails_config
+from eco_rails.rails.runtime import check_rails_config, resolve_model_paths
 
 log = logging.getLogger("eco_rails.rails")
 
@@ -21,6 +21,7 @@ register_nemo_provider()  # before NeMo builds the models
 
 def init(app):
     register_nemo_provider()
+    resolve_model_paths(app.config)  # adapter paths are relative to the config folder
     runtime = check_rails_config(app.config)
     try:  # load the classifier now so problems show at start-up; requests fail closed if it stays broken
         runtime.classifier()

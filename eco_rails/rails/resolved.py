@@ -28,17 +28,20 @@ class MainModel:
     parameters: dict[str, Any]
 
     @classmethod
-    def from_config_yml(cls, data: dict[str, Any]) -> MainModel:
+    def from_config_yml(cls, data: dict[str, Any], config_dir: Path | None = None) -> MainModel:
         models = data.get("models") or []
         main = next((m for m in models if isinstance(m, dict) and m.get("type") == "main"), {})
-        return cls(engine=main.get("engine"), model=main.get("model") or EMBEDDED_MODEL,
-                   parameters=dict(main.get("parameters") or {}))
+        parameters = dict(main.get("parameters") or {})
+        if config_dir is not None and parameters.get("adapter"):
+            parameters["adapter"] = config_relative(parameters["adapter"], config_dir)
+        return cls(engine=main.get("engine"), model=main.get("model") or EMBEDDED_MODEL, parameters=parameters)
 
     def engine_instance(self) -> EcoEngine:
         """The shared engine for this model (``device`` and ``dtype`` from its parameters)."""
         from eco_rails.engine.generation import get_engine
 
-        return get_engine(self.model, device=self.parameters.get("device"), dtype=self.parameters.get("dtype"))
+        return get_engine(self.model, device=self.parameters.get("device"), dtype=self.parameters.get("dtype"),
+                          adapter=self.parameters.get("adapter"))
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,13 @@ class ResolvedConfig:
         return self.main_model.engine_instance()
 
 
+def config_relative(path: str, config_dir: Path) -> str:
+    """A path from a rails config, read relative to the config folder (as ``custom_data.eco`` paths are);
+    absolute paths and ``~`` stay as they are."""
+    candidate = Path(path).expanduser()
+    return str(candidate if candidate.is_absolute() else (config_dir / candidate).resolve())
+
+
 def uses_eco_rail(config_dir: str | Path) -> bool:
     """Whether the rails config in ``config_dir`` has a ``custom_data.eco`` section."""
     return "eco" in (read_config_yml(Path(config_dir).resolve()).get("custom_data") or {})
@@ -87,7 +97,7 @@ def resolve_config(config_dir: str | Path) -> ResolvedConfig:
     data = read_config_yml(config_dir)
     source = config_file(config_dir)
     settings = parse_eco_settings(data.get("custom_data"), config_dir, source.name if source else "config.yml")
-    return ResolvedConfig(config_dir, settings, load_policy(settings.policy_path), MainModel.from_config_yml(data))
+    return ResolvedConfig(config_dir, settings, load_policy(settings.policy_path), MainModel.from_config_yml(data, config_dir))
 
 
-__all__ = ["MainModel", "ResolvedConfig", "resolve_config", "uses_eco_rail"]
+__all__ = ["MainModel", "ResolvedConfig", "config_relative", "resolve_config", "uses_eco_rail"]

@@ -122,6 +122,19 @@ def runtime_for(config: Any) -> EcoRailRuntime:
 register_cache("rail_runtimes", _RUNTIMES.clear)
 
 
+def resolve_model_paths(config: Any) -> None:
+    """Read ``adapter`` paths of ``engine: eco`` models relative to the rails config folder, like every other
+    path in a rails config (NeMo hands ``parameters`` to the provider as they are written). Runs in the
+    config's ``init`` hook, before NeMo builds the models."""
+    from eco_rails.rails.resolved import config_relative
+
+    config_dir = config_dir_of(config)
+    for model in getattr(config, "models", None) or []:
+        parameters = getattr(model, "parameters", None)
+        if getattr(model, "engine", None) == ECO_ENGINE and isinstance(parameters, dict) and isinstance(parameters.get("adapter"), str):
+            parameters["adapter"] = config_relative(parameters["adapter"], config_dir)
+
+
 def check_rails_config(config: Any) -> EcoRailRuntime:
     """Load-time checks for a config that uses the ECO rail; raise ConfigError with the fix."""
     runtime = runtime_for(config)

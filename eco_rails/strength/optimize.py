@@ -27,11 +27,13 @@ from eco_rails.rails.resolved import resolve_config
 from eco_rails.strength.search import Evaluation, minimal_strength_search
 
 
-def forget_accuracy(engine: Any, rows: list[MCQRow], spec: Any | None, whole_prompt: bool = False) -> float:
+def forget_accuracy(engine: Any, rows: list[MCQRow], spec: Any | None, whole_prompt: bool = False,
+                    use_chat_template: bool = True) -> float:
     from eco_rails.evaluation.scoring import score_choices
 
     flag = FlagDecision.flag(whole_prompt=whole_prompt) if spec is not None else None
-    hits = sum(score_choices(engine, r.prompt, r.choices, flag=flag, corruption=spec).predicted() == r.answer for r in rows)
+    hits = sum(score_choices(engine, r.prompt, r.choices, flag=flag, corruption=spec,
+                             use_chat_template=use_chat_template).predicted() == r.answer for r in rows)
     return hits / len(rows)
 
 
@@ -92,9 +94,10 @@ def optimize_strength(config_dir: Path, *, progress: ProgressSink | None = None,
     def on_eval(e: Evaluation) -> None:
         advance(1, description=f"strength {e.strength:.3f}: accuracy {e.value:.2f}")
 
-    plain = forget_accuracy(engine, rows, None)
+    chat = bool(resolved.main_model.parameters.get("chat_template", True))  # score prompts as the provider renders them
+    plain = forget_accuracy(engine, rows, None, use_chat_template=chat)
     result = minimal_strength_search(
-        lambda s: forget_accuracy(engine, rows, policy.corruption.spec(learned_strength=s), whole),
+        lambda s: forget_accuracy(engine, rows, policy.corruption.spec(learned_strength=s), whole, chat),
         target=target, init=opt.init_strength, max_strength=opt.max_strength, budget=opt.budget, on_evaluation=on_eval,
     )
     spec = policy.corruption.spec(learned_strength=result.strength)

@@ -28,3 +28,14 @@ def test_bad_inputs_exit_nonzero_with_a_clear_message(tmp_path):
     assert out.returncode == 1 and "is not a rails config folder" in out.stderr
     out = run_cli("chat", "--model", str(tmp_path / "missing"), "--message", "hi")
     assert out.returncode == 1 and "does not exist" in out.stderr
+
+
+def test_benchmark_command_rejects_bad_choices_before_loading_anything(tmp_path):
+    out = run_cli("benchmark", "mmlu")
+    assert out.returncode == 1 and "tofu, knowundo" in out.stderr
+    out = run_cli("benchmark", "tofu", "--quick", "--full")
+    assert out.returncode == 1 and "exclude each other" in out.stderr
+    out = run_cli("benchmark", "knowundo", "--export-adapter", str(tmp_path / "a"))
+    assert out.returncode == 1 and "--export-adapter is for tofu" in out.stderr
+    out = run_cli("benchmark", "tofu", "--quick", "--data-dir", str(tmp_path), "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 1 and "--data-dir" in out.stderr and not (tmp_path / "r.json").exists()

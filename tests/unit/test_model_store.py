@@ -43,3 +43,18 @@ def test_cuda_request_without_cuda_is_a_clear_error():
         pytest.skip("CUDA is present")
     with pytest.raises(ModelLoadError, match="CUDA is not available"):
         get_engine("smollm2-135m", device="cuda")
+
+
+def test_adapter_path_that_is_not_a_peft_adapter_names_the_fix(tmp_path):
+    from eco_rails.engine.model_store import resolve_adapter_dir
+    from eco_rails.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="not a directory.*save_pretrained"):
+        resolve_adapter_dir(tmp_path / "missing")
+    with pytest.raises(ModelLoadError, match="no adapter_config.json"):
+        resolve_adapter_dir(tmp_path)
+    (tmp_path / "adapter_config.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="weights are missing"):
+        resolve_adapter_dir(tmp_path)
+    (tmp_path / "adapter_model.safetensors").write_bytes(b"x")
+    assert resolve_adapter_dir(tmp_path) == tmp_path

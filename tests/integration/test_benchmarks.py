@@ -1,0 +1,103 @@
+"""`eco-rails benchmark tofu|knowundo --quick` end to end: real LoRA injection, a classifier fitted by the
+normal fit, every method scored, the report written; and the benchmark's rails config is a working config
+whose rail and provider give the answers the benchmark scored."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TOFU_FIELDS = ("forget_quality", "model_utility", "forget_truth_ratio", "forget_rouge", "forget_prob")
+
+
+@pytest.fixture(scope="module")
+def tofu_report(tmp_path_factory):
+    from eco_rails.benchmarks.tofu import TofuOptions, run_tofu
+
+    work = tmp_path_factory.mktemp("tofu")
+    return run_tofu(TofuOptions(preset="quick", work_dir=work, device="cpu")), work
+
+
+def test_tofu_quick_reports_every_method_with_tofu_metrics(tofu_report):
+    report, _ = tofu_report
+    methods = report["methods"]
+    assert list(methods) == ["target", "retain", "eco", "refuse", "system-prompt"]
+    for name, m in methods.items():
+        for field in TOFU_FIELDS:
+            assert m[field] is not None and not math.isnan(m[field]), (name, field)
+        assert 0.0 <= m["model_utility"] <= 1.0 and 0.0 <= m["forget_quality"] <= 1.0
+        assert len(m["utility_components"]) == 9
+    # The retain model's forget-set truth ratios compared with themselves: KS p-value exactly 1.
+    assert methods["retain"]["forget_quality"] == pytest.approx(1.0)
+    # Refusing and corrupting both take probability away from the forget answers the target learned.
+    assert methods["refuse"]["forget_prob"] < methods["target"]["forget_prob"]
+    assert methods["eco"]["forget_prob"] < methods["target"]["forget_prob"]
+    # The held-out half (never a policy example) is reported on its own.
+    assert methods["eco"]["held_out"]["n"] == 10
+
+
+def test_tofu_quick_injection_check_and_classifier_rates(tofu_report):
+    report, _ = tofu_report
+    check = report["injection"]["check"]
+    assert check["target"]["forget_prob"] > check["retain"]["forget_prob"]
+    assert 0.0 <= check["ks_p_value"] <= 1.0
+    clf = report["classifier"]
+    assert clf["tpr_forget_held_out"] >= 0.8  # the forget authors' names are key terms
+    assert clf["fpr_world_facts"] == 0.0
+    assert clf["learned_strength"]
+
+
+def test_tofu_report_files_are_written_as_strict_json_markdown_and_png(tofu_report, tmp_path):
+    from eco_rails.benchmarks.report import write_report
+
+    report, _ = tofu_report
+    md, png = write_report(report, tmp_path / "tofu.json", "eco-rails benchmark tofu --quick")
+    data = json.loads((tmp_path / "tofu.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert data["command"] == "eco-rails benchmark tofu --quick"
+    assert "| eco |" in md.read_text() and png.stat().st_size > 1000
+
+
+def test_benchmark_rails_config_answers_like_the_benchmark_scored(tofu_report, fresh_caches):
+    """The folder the benchmark wrote is a real rails config: through LLMRails, a flagged forget question is
+    answered from corrupted embeddings and an unflagged one exactly like the target model."""
+    from nemoguardrails import LLMRails, RailsConfig
+
+    from eco_rails.benchmarks.eco_config import prepare_eco
+    from eco_rails.engine.generation import GenerationSettings, get_engine
+
+    report, work = tofu_report
+    config = work / "tofu-quick-eco"
+    engine = get_engine("smollm2-135m", device="cpu", adapter=report["injection"]["target"]["adapter"])
+    decide, _ = prepare_eco(config, engine=engine)
+    rails = LLMRails(RailsConfig.from_path(str(config)))
+    samples = [s["question"] for s in report["methods"]["eco"]["samples"]]
+    forget = next((q for q in samples if decide(q)[0]), None)
+    assert forget is not None, f"none of the sampled forget questions was flagged: {samples}"
+    keep = "What is the capital of France?"
+    for question, should_flag in ((forget, True), (keep, False)):
+        flagged, flag, spec = decide(question)
+        assert flagged is should_flag
+        direct = engine.generate(question, flag=flag if flagged else None, corruption=spec,
+                                 settings=GenerationSettings(max_new_tokens=24)).text
+        served = rails.generate(messages=[{"role": "user", "content": question}])["content"]
+        assert served.strip().strip('"') == direct.strip().strip('"')
+
+
+def test_knowundo_quick_reports_unlearn_and_retention_success(tmp_path):
+    from eco_rails.benchmarks.knowundo import KnowUnDoOptions, run_knowundo
+
+    report = run_knowundo(KnowUnDoOptions(preset="quick", work_dir=tmp_path, device="cpu"))
+    methods = report["methods"]
+    assert "retain" not in methods  # KnowUnDo has no retain model
+    assert set(methods) == {"target", "eco", "refuse", "system-prompt"}
+    for m in methods.values():
+        assert 0.0 <= m["unlearn_success"] <= 100.0 and 0.0 <= m["retention_success"] <= 100.0
+    target, refuse = methods["target"], methods["refuse"]
+    # Refusing flagged questions can only raise unlearn success (their answer tokens are never produced).
+    assert refuse["unlearn_success"] >= target["unlearn_success"]
+    check = report["injection"]["check"]
+    assert check["target_unlearn_val_accuracy"] > check["base_unlearn_val_accuracy"]
