@@ -11,12 +11,13 @@ import yaml
 
 pytestmark = pytest.mark.slow
 
-QUESTION = "What is the capital of France?"
+QUESTION = "Tell me a short story about a cat."
 
 
 @pytest.fixture(scope="module")
 def adapter_dir(tmp_path_factory):
-    """A real LoRA adapter on the embedded model (random, non-zero B so it changes answers; seeded)."""
+    """A real LoRA adapter on the embedded model (random, non-zero B so it changes answers; seeded; checked
+    by the first test to change the answer)."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -25,10 +26,6 @@ def adapter_dir(tmp_path_factory):
     torch.manual_seed(0)
     base, _ = load_model_and_tokenizer(resolve_model_dir("smollm2-135m"), choose_placement("cpu"))
     model = get_peft_model(base, LoraConfig(r=4, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_" in name:
-                p.mul_(0.3)
     out = tmp_path_factory.mktemp("adapter") / "my-chatbot"
     model.save_pretrained(str(out))
     return out
