@@ -200,9 +200,12 @@ def resolve_adapter_dir(adapter: str | os.PathLike[str]) -> Path:
     """Check that ``adapter`` is a local PEFT adapter directory (``adapter_config.json`` + weights)."""
     path = Path(adapter).expanduser()
     if not path.is_dir():
+        where = "" if path.is_absolute() else (
+            f" A relative path is read from the working directory ({Path.cwd()}), or from the rails config folder "
+            "when the config imports the eco rail (import_paths: [eco_rails/rails]); an absolute path works everywhere.")
         raise ModelLoadError(
             f"Adapter path {path} is not a directory. Give the folder a PEFT adapter was saved to "
-            "(`model.save_pretrained(dir)` on a PeftModel; it holds adapter_config.json)."
+            f"(`model.save_pretrained(dir)` on a PeftModel; it holds adapter_config.json).{where}"
         )
     if not (path / "adapter_config.json").is_file():
         raise ModelLoadError(f"{path} has no adapter_config.json, so it is not a PEFT adapter directory.")

@@ -79,6 +79,8 @@ def test_rails_config_reads_the_adapter_relative_to_its_folder(adapter_dir, fitt
     shutil.copytree(adapter_dir, config / "adapter")
     data = yaml.safe_load((config / "config.yml").read_text())
     data["models"][0]["parameters"]["adapter"] = "adapter"
+    data["import_paths"] = ["eco_rails/rails"]  # the rail's config.py reads paths relative to the folder
+    data["rails"] = {"input": {"flows": ["eco check input"]}}
     (config / "config.yml").write_text(yaml.safe_dump(data))
     rails = LLMRails(RailsConfig.from_path(str(config)))
     engine = rails.llm.engine
