@@ -47,9 +47,10 @@ def ask(
     system_prompt = condition.system_prompt
     if system_prompt and not chat:  # no template to put it in: it goes before the question, as text
         prompt, system_prompt = f"{system_prompt}\n\n{prompt}", None
-    if condition.refused:
+    if condition.refused:  # no answer token is ever produced: every one counts as a miss
         n = len(candidates)
-        return Answer((math.inf,) * n, (0,) * n, (0,) * n, REFUSAL if generate else None, True, True)
+        tokens = tuple(len(engine.tokenizer(c, add_special_tokens=False)["input_ids"]) or 1 for c in candidates)
+        return Answer((math.inf,) * n, tokens, (0,) * n, REFUSAL if generate else None, True, True)
     scores = score_choices(engine, prompt, list(candidates), flag=condition.flag, corruption=condition.corruption,
                            system_prompt=system_prompt, use_chat_template=chat)
     text = None
