@@ -109,5 +109,5 @@ def prepare_eco(config_dir: Path, *, engine: Any, progress: ProgressSink | None 
     manifest = classifier.manifest
     summary = {"config": str(config_dir), "threshold": manifest.threshold, "learned_strength": manifest.learned_strength,
                "fitted_now": fitted_now, "policy_version": manifest.policy_version,
-               "optimization": getattr(manifest, "optimization", None)}
+               "optimization": manifest.optimization}
     return decide, summary

@@ -28,6 +28,15 @@ class Answer:
     refused: bool
 
 
+def _prompt_and_system(question: str, condition: Condition, fmt: str) -> tuple[str, str | None]:
+    """The prompt text and system prompt for a question; without a chat template (``plain``) the system
+    prompt has nowhere to go but before the question, as text."""
+    prompt, system_prompt = plain_prompt(question, fmt), condition.system_prompt
+    if system_prompt and fmt != "chat":
+        return f"{system_prompt}\n\n{prompt}", None
+    return prompt, system_prompt
+
+
 def ask(
     condition: Condition,
     question: str,
@@ -42,11 +51,8 @@ def ask(
     from eco_rails.evaluation.scoring import score_choices
 
     engine = condition.engine
-    prompt = plain_prompt(question, fmt)
     chat = fmt == "chat"
-    system_prompt = condition.system_prompt
-    if system_prompt and not chat:  # no template to put it in: it goes before the question, as text
-        prompt, system_prompt = f"{system_prompt}\n\n{prompt}", None
+    prompt, system_prompt = _prompt_and_system(question, condition, fmt)
     if condition.refused:  # no answer token is ever produced: every one counts as a miss
         n = len(candidates)
         tokens = tuple(len(engine.tokenizer(c, add_special_tokens=False)["input_ids"]) or 1 for c in candidates)
@@ -74,10 +80,7 @@ def generate_batch(engine, prompts: Sequence[tuple[str, Condition]], *, fmt: str
     embed = engine.model.get_input_embeddings()
     rows = []
     for question, condition in prompts:
-        prompt = plain_prompt(question, fmt)
-        system_prompt = condition.system_prompt
-        if system_prompt and fmt != "chat":
-            prompt, system_prompt = f"{system_prompt}\n\n{prompt}", None
+        prompt, system_prompt = _prompt_and_system(question, condition, fmt)
         prepared = engine.prepare(prompt, flag=condition.flag, corruption=condition.corruption, max_new_tokens=max_new_tokens,
                                   use_chat_template=fmt == "chat", system_prompt=system_prompt)
         with torch.inference_mode():
