@@ -107,7 +107,7 @@ def prepare_eco(config_dir: Path, *, engine: Any, progress: ProgressSink | None 
         return True, decision, runtime.corruption(decision.target).spec
 
     manifest = classifier.manifest
-    summary = {"config": str(config_dir), "threshold": manifest.threshold, "learned_strength": manifest.learned_strength,
+    summary = {"config": str(config_dir), "artifact": str(resolved.artifact_path), "threshold": manifest.threshold, "learned_strength": manifest.learned_strength,
                "fitted_now": fitted_now, "policy_version": manifest.policy_version,
                "optimization": manifest.optimization}
     return decide, summary

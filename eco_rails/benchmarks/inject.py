@@ -26,8 +26,12 @@ from typing import Any, Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from eco_rails.atomic import file_sha256
+from eco_rails.engine.sequences import Example, collate, encode_example, eos_token_id, plain_prompt
 from eco_rails.progress import ProgressSink, SilentProgress
 from eco_rails.versions import package_versions
+
+__all__ = ["Example", "InjectionSettings", "encode_example", "eos_token_id", "export_adapter", "inject", "injection_info",
+           "plain_prompt", "verify_checksums"]
 
 log = logging.getLogger(__name__)
 INJECTION_FILE = "injection.json"
@@ -49,45 +53,6 @@ class InjectionSettings(BaseModel):
     seed: int = 0
     format: Literal["chat", "plain"] = Field(
         default="chat", description="chat: the model's chat template (TOFU); plain: 'question\\n\\nanswer' (KnowUnDo)")
-
-
-class Example(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    question: str
-    answer: str
-
-
-def encode_example(tokenizer: Any, question: str, answer: str, fmt: str, eos_id: int) -> tuple[list[int], list[int]]:
-    """(prompt ids, answer ids) as the model sees them when scored or served.
-
-    ``chat``: the prompt is the chat template with the generation prompt (as the provider renders a user
-    message), the answer ends with the end-of-turn token. ``plain``: ``question\\n\\n`` then the answer
-    and EOS, no template (KnowUnDo's fine-tuning text). Answer tokens are encoded on their own, as the
-    scorer encodes a candidate answer, so training and scoring see the same ids.
-    """
-    from eco_rails.engine.prompting import render_prompt
-
-    prompt_ids = list(render_prompt(tokenizer, plain_prompt(question, fmt), use_chat_template=fmt == "chat").input_ids)
-    answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [eos_id]
-    return prompt_ids, answer_ids
-
-
-def plain_prompt(question: str, fmt: str) -> str:
-    """The prompt text a question becomes: itself (chat template) or ``question\n\n`` (plain)."""
-    return question if fmt == "chat" else f"{question}\n\n"
-
-
-def eos_token_id(model: Any, tokenizer: Any) -> int:
-    """The token that ends an answer: the generation config's EOS (``<|im_end|>`` for chat models)."""
-    eos = model.generation_config.eos_token_id
-    if isinstance(eos, list):
-        eos = eos[0] if eos else None
-    if eos is None:
-        eos = tokenizer.eos_token_id
-    if eos is None:
-        raise ValueError("the model has no EOS token; cannot mark where an answer ends")
-    return int(eos)
 
 
 def injection_key(model_dir: Path, examples: Sequence[Example], settings: InjectionSettings) -> str:
@@ -112,21 +77,6 @@ def _batches(encoded: list[tuple[list[int], list[int]]], batch_size: int, rng: r
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     rng.shuffle(batches)
     return batches
-
-
-def _collate(items: list[tuple[list[int], list[int]]], pad_id: int, max_length: int):
-    import torch
-
-    seqs = [(p + a)[:max_length] for p, a in items]
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(items), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(items), width), dtype=torch.long)
-    for row, ((prompt, _), seq) in enumerate(zip(items, seqs)):
-        ids[row, :len(seq)] = torch.tensor(seq)
-        mask[row, :len(seq)] = 1
-        labels[row, len(prompt):len(seq)] = torch.tensor(seq[len(prompt):])
-    return ids, labels, mask
 
 
 def inject(
@@ -199,7 +149,7 @@ def inject(
     for epoch in range(settings.epochs):
         epoch_loss, seen = 0.0, 0
         for batch in _batches(encoded, settings.batch_size, rng):
-            ids, labels, mask = _collate([encoded[i] for i in batch], pad, settings.max_length)
+            ids, labels, mask = collate([encoded[i] for i in batch], pad, settings.max_length)
             ids, labels, mask = ids.to(placement.device), labels.to(placement.device), mask.to(placement.device)
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=placement.device.startswith("cuda")):
                 loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss

@@ -25,7 +25,9 @@ from eco_rails.benchmarks.inject import Example, InjectionSettings, inject, inje
 from eco_rails.benchmarks.methods import Condition, MethodContext, build_method
 from eco_rails.benchmarks.scoring import Answer, ask, ask_many
 from eco_rails.benchmarks.tofu import TofuOptions
+from eco_rails.benchmarks.weights import add_costs, eco_cost, weight_engines
 from eco_rails.progress import ProgressSink, SilentProgress
+from eco_rails.unlearn import UnlearnData, UnlearnSettings
 from eco_rails.versions import package_versions
 
 FMT = "plain"
@@ -41,13 +43,15 @@ class KnowUnDoPreset(BaseModel):
     generate: int = 10  # greedy answers per val split (empty/repetition rates, samples)
     max_new_tokens: int = 48
     classifier_epochs: int = 3
+    unlearning: UnlearnSettings = UnlearnSettings(format=FMT)  # the MemFlex recipe's budget (2 epochs, accumulation 16)
 
 
 PRESETS: dict[str, KnowUnDoPreset] = {
     # The paper's LoRA (r 8, alpha 16, all linear layers) on all 1,059 rows of `full`.
     "default": KnowUnDoPreset(injection=InjectionSettings(lora_r=8, lora_alpha=16, epochs=3, format=FMT)),
     "quick": KnowUnDoPreset(injection=InjectionSettings(lora_r=8, lora_alpha=16, epochs=1, format=FMT), val_limit=10,
-                            inject_limit=60, train_limit=40, generate=3, max_new_tokens=24, classifier_epochs=1),
+                            inject_limit=60, train_limit=40, generate=3, max_new_tokens=24, classifier_epochs=1,
+                           unlearning=UnlearnSettings(format=FMT, epochs=1, localisation_copies=1, check_rows=16, checks_per_epoch=1)),
     "full": KnowUnDoPreset(injection=InjectionSettings(lora_r=8, lora_alpha=16, epochs=5, batch_size=16, format=FMT), generate=110),
 }
 
@@ -125,8 +129,16 @@ def run_knowundo(options: KnowUnDoOptions, progress: ProgressSink | None = None)
     t0 = time.perf_counter()
     decide, eco_summary = prepare_eco(config_dir, engine=target, progress=progress)
     timings["eco_fit_and_strength"] = time.perf_counter() - t0
+    eco = eco_cost(eco_summary, timings["eco_fit_and_strength"])
     policy = load_policy(config_dir / "policy.yml")
-    context = MethodContext(target=target, retain=None, decide=decide, system_prompt=system_prompt_for(policy))
+    t0 = time.perf_counter()
+    train_rows = UnlearnData([Example(question=r.text, answer=r.labels) for r in data.unlearn_train[: preset.train_limit]],
+                       [Example(question=r.text, answer=r.labels) for r in data.retention_train[: preset.train_limit]])
+    weights, adapters = weight_engines(options.model, target_dir, train_rows, preset.unlearning.model_copy(update={"seed": 42 + options.seed}),
+                                       options.methods, prefix=f"knowundo-{options.preset}", device=options.device,
+                                       dtype=options.dtype, progress=progress)
+    timings["weight_unlearning"] = time.perf_counter() - t0
+    context = MethodContext(target=target, retain=None, decide=decide, system_prompt=system_prompt_for(policy), weights=weights)
 
     flagged = {r.text: decide(r.text)[0] for r in (*unlearn_val, *retention_val)}
     classifier = {"tpr_unlearn_val": M.mean(float(flagged[r.text]) for r in unlearn_val),
@@ -156,6 +168,7 @@ def run_knowundo(options: KnowUnDoOptions, progress: ProgressSink | None = None)
         if name in options.methods:
             methods[name] = summarize(answers["unlearn"], answers["retention"], samples)
     timings["scoring"] = time.perf_counter() - t0
+    add_costs(methods, adapters, eco)
 
     # Did injection work? The target must know the val answers far better than the base model.
     check = {}

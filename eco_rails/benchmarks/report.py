@@ -40,12 +40,15 @@ def markdown(report: dict[str, Any], command: str) -> str:
                   f"{_fmt(check.get('retain', {}).get('forget_rouge'))}; KS test on the forget truth ratios p = {_fmt(check.get('ks_p_value'))} "
                   f"({'distinguishable' if check.get('distinguishable') else 'NOT distinguishable'} at 0.05).", ""]
     else:
-        lines += ["| method | unlearn success | retention success | unlearn ppl | retention ppl | empty | repetition |",
-                  "|---|--:|--:|--:|--:|--:|--:|"]
+        lines += ["| method | unlearn success | retention success | average | unlearn ppl | retention ppl | empty | repetition |",
+                  "|---|--:|--:|--:|--:|--:|--:|--:|"]
         for name, m in report["methods"].items():
-            lines.append(f"| {name} | {_fmt(m['unlearn_success'])} | {_fmt(m['retention_success'])} | {_fmt(m.get('unlearn_perplexity'), 1)} | "
-                         f"{_fmt(m.get('retention_perplexity'), 1)} | {_fmt(m['empty_rate'])} | {_fmt(m['repetition_rate'])} |")
-        lines.append("")
+            lines.append(f"| {name} | {_fmt(m['unlearn_success'])} | {_fmt(m['retention_success'])} | {_fmt(average_success(m), 2)} | "
+                         f"{_fmt(m.get('unlearn_perplexity'), 1)} | {_fmt(m.get('retention_perplexity'), 1)} | {_fmt(m['empty_rate'])} | "
+                         f"{_fmt(m['repetition_rate'])} |")
+        lines += ["", *paper_ordering(report["methods"]), ""]
+    lines += comparison_with_eco(report)
+    lines += cost_table(report["methods"])
     c = report.get("classifier", {})
     lines += ["## The rail's classifier", "", "| | rate |", "|---|--:|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in c.items() if k.startswith(("tpr", "fpr"))]
@@ -58,6 +61,71 @@ def markdown(report: dict[str, Any], command: str) -> str:
     if report.get("skipped_rows"):
         lines += [f"Skipped {len(report['skipped_rows'])} malformed rows (see the JSON).", ""]
     return "\n".join(lines)
+
+
+def average_success(m: dict[str, Any]) -> float | None:
+    """KnowUnDo's average of unlearn and retention success (the paper's ranking number)."""
+    u, r = m.get("unlearn_success"), m.get("retention_success")
+    if u is None or r is None or math.isnan(u) or math.isnan(r):
+        return None
+    return (u + r) / 2
+
+
+def paper_ordering(methods: dict[str, Any]) -> list[str]:
+    """Whether the MemFlex paper's ordering (average success: MemFlex > GA+GD > GA) holds here."""
+    avg = {k: average_success(methods[k]) for k in ("memflex", "gd", "ga") if k in methods}
+    if len(avg) < 3 or any(v is None for v in avg.values()):
+        return []
+    holds = avg["memflex"] > avg["gd"] > avg["ga"]  # type: ignore[operator]
+    ranked = " > ".join(f"{k} {avg[k]:.2f}" for k in sorted(avg, key=lambda k: -(avg[k] or 0)))
+    return [f"Paper's ordering (average success MemFlex > GA+GD > GA) {'reproduced' if holds else 'NOT reproduced'}: {ranked}."]
+
+
+_HEADLINES = {"tofu": (("forget_quality", "forget quality"), ("model_utility", "model utility")),
+              "knowundo": (("unlearn_success", "unlearn success"), ("retention_success", "retention success"))}
+
+
+def comparison_with_eco(report: dict[str, Any]) -> list[str]:
+    """Plain sentences: on which headline number ECO beats each weight method and on which it loses."""
+    methods = report["methods"]
+    eco = methods.get("eco")
+    rivals = [k for k in ("memflex", "ga", "gd", "npo", "memflex+eco") if k in methods]
+    if eco is None or not rivals:
+        return []
+    lines = ["## ECO against weight unlearning", ""]
+    for name in rivals:
+        wins: list[str] = []
+        losses: list[str] = []
+        for key, label in _HEADLINES[report["benchmark"]]:
+            a, b = eco.get(key), methods[name].get(key)
+            if a is None or b is None or math.isnan(a) or math.isnan(b):
+                continue
+            (wins if a > b else losses if a < b else wins).append(f"{label} {_fmt(a)} vs {_fmt(b)}")
+        lines.append(f"- vs **{name}**: ECO wins on {', '.join(wins) or 'nothing'}; loses on {', '.join(losses) or 'nothing'}.")
+    return [*lines, ""]
+
+
+def cost_table(methods: dict[str, Any]) -> list[str]:
+    """What each method spent to be ready: ECO's fit (classifier + strength) and each weight method's run."""
+    rows = [(k, m["cost"]) for k, m in methods.items() if m.get("cost")]
+    if not rows:
+        return []
+    lines = ["## Cost to get ready", "", "| method | wall s | x ECO fit | optimiser steps | forward rows | backward rows |",
+             "|---|--:|--:|--:|--:|--:|"]
+    for name, c in rows:
+        ratio = 1.0 if name == "eco" and c.get("seconds") else c.get("seconds_vs_eco_fit")
+        lines.append(f"| {name} | {_fmt(c.get('seconds'), 1)} | {_fmt(ratio, 2)} | {_fmt(c.get('optimizer_steps'))} | "
+                     f"{_fmt(c.get('forward_rows'))} | {_fmt(c.get('backward_rows'))} |")
+    loc = methods.get("memflex", {}).get("localisation")
+    if loc:
+        lines += ["", f"MemFlex trained {loc['selected']} of {loc['tensors']} LoRA tensors ({100 * loc['selected_fraction']:.1f}%, "
+                      f"{100 * loc['selected_parameter_fraction']:.1f}% of LoRA parameters): mu {loc['mu']:.4g}, sigma {loc['sigma']:.3g}, "
+                      "set at quantiles of this model's own statistics on training rows."]
+    eco = methods.get("eco", {}).get("cost", {})
+    if eco.get("strength_forward_passes"):
+        lines += ["", f"ECO's fit trains the classifier (a 22M-parameter encoder) and spends {eco['strength_forward_passes']} "
+                      "forward passes of the LLM on the strength search; it never computes an LLM gradient."]
+    return [*lines, ""]
 
 
 def write_chart(report: dict[str, Any], path: Path) -> None:

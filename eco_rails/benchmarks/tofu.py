@@ -30,7 +30,9 @@ from eco_rails.benchmarks.data import Author, TofuData, load_tofu
 from eco_rails.benchmarks.inject import Example, InjectionSettings, inject, injection_info
 from eco_rails.benchmarks.methods import DEFAULT_METHODS, Condition, MethodContext, build_method
 from eco_rails.benchmarks.scoring import Answer, ask_many
+from eco_rails.benchmarks.weights import add_costs, eco_cost, weight_engines
 from eco_rails.progress import ProgressSink, SilentProgress
+from eco_rails.unlearn import UnlearnData, UnlearnSettings
 from eco_rails.versions import package_versions
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class TofuPreset(BaseModel):
     general_negatives: int = 300
     strength_budget: int = 16
     fluency_prompts: int = 4
+    unlearning: UnlearnSettings = UnlearnSettings(format="chat")  # the MemFlex recipe's budget (2 epochs, accumulation 16)
 
 
 PRESETS: dict[str, TofuPreset] = {
@@ -63,7 +66,8 @@ PRESETS: dict[str, TofuPreset] = {
                           real_limit=60, world_limit=60),
     "quick": TofuPreset(forget_authors=(199,), retain_authors=(0, 1),
                         injection=InjectionSettings(epochs=2, batch_size=8), retain_limit=8, real_limit=6, world_limit=6,
-                        max_new_tokens=24, classifier_epochs=1, general_negatives=120, strength_budget=5, fluency_prompts=0),
+                        max_new_tokens=24, classifier_epochs=1, general_negatives=120, strength_budget=5, fluency_prompts=0,
+                        unlearning=UnlearnSettings(format="chat", epochs=1, localisation_copies=1, check_rows=16, checks_per_epoch=1)),
     "full": TofuPreset(forget_authors=tuple(range(180, 200)), retain_authors=tuple(range(180)),
                        injection=InjectionSettings(epochs=5, batch_size=16)),
 }
@@ -299,8 +303,18 @@ def run_tofu(options: TofuOptions, progress: ProgressSink | None = None) -> dict
     t0 = time.perf_counter()
     decide, eco_summary = prepare_eco(config_dir, engine=target, progress=progress)
     timings["eco_fit_and_strength"] = time.perf_counter() - t0
+    eco = eco_cost(eco_summary, timings["eco_fit_and_strength"])
     policy = load_policy(config_dir / "policy.yml")
-    context = MethodContext(target=target, retain=retain, decide=decide, system_prompt=system_prompt_for(policy))
+    # Weight methods unlearn the classifier's own training rows: the same data ECO fits on.
+    t0 = time.perf_counter()
+    answers = {q.question: q.answer for a in (*forget_authors, *retain_authors) for q in a.questions}
+    rows = UnlearnData([Example(question=q, answer=answers[q]) for q in training["examples"]],
+                       [Example(question=q, answer=answers[q]) for q in training["keep"]])
+    weights, adapters = weight_engines(options.model, target_dir, rows, preset.unlearning.model_copy(update={"seed": 42 + options.seed}),
+                                       options.methods, prefix=f"tofu-{options.preset}", device=options.device,
+                                       dtype=options.dtype, progress=progress)
+    timings["weight_unlearning"] = time.perf_counter() - t0
+    context = MethodContext(target=target, retain=retain, decide=decide, system_prompt=system_prompt_for(policy), weights=weights)
 
     # The classifier's own TPR/FPR on every scored question, held-out and all.
     decisions = {i.question: decide(i.question)[0] for i in items}
@@ -322,7 +336,8 @@ def run_tofu(options: TofuOptions, progress: ProgressSink | None = None) -> dict
     if "retain" in results:
         forget_rows = [s for s in results["retain"] if s.item.set == "forget"]
         retain_ratios = {False: [s.ratio for s in forget_rows], True: [s.ratio for s in forget_rows if s.item.held_out]}
-    methods = {name: method_summary(rows, retain_ratios) for name, rows in results.items() if name in options.methods}
+    methods = {name: method_summary(scored, retain_ratios) for name, scored in results.items() if name in options.methods}
+    add_costs(methods, adapters, eco)
     info_target, info_retain = injection_info(target_dir), injection_info(retain_dir)
     timings["total"] = time.perf_counter() - started
     return {

@@ -98,6 +98,8 @@ class ArtifactManifest(BaseModel):
         default_factory=dict, description="Target id -> corruption strength learned by `eco-rails optimize` (strength: auto).")
     optimization: dict[str, Any] | None = Field(
         default=None, description="The strength search's report (objective values, fluency, budget, history).")
+    fit_cost: dict[str, float] | None = Field(
+        default=None, description="What the fit spent: wall `seconds`, `optimizer_steps` and `training_rows` (rows x epochs).")
     versions: dict[str, str] = Field(description="Python and library versions the artifact was built with.")
     created_at: str = Field(description="UTC time the artifact was written (ISO 8601).")
     seed: int = Field(description="Seed of data splits, augmentation and training.")

@@ -11,6 +11,7 @@ import json
 import logging
 import platform
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Sequence
@@ -175,6 +176,7 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
             negatives to reach ``target_fpr`` (the offending terms are named).
         ModelLoadError: the backbone is not installed or is not an encoder.
     """
+    started = time.perf_counter()
     policy = load_policy(policy_path)
     settings = policy.classifier
     rows = build_examples(policy, seed=settings.seed)
@@ -253,6 +255,9 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
                 raise ConfigError(f"{policy_path}: evaluation.suite {policy.evaluation.suite!r} does not exist ({suite}).")
             classifier.manifest = manifest  # the calibrated thresholds; the loaded model and its scores stay valid
             metrics["suite"] = evaluate_suite(classifier, suite, progress)
-        manifest = manifest.model_copy(update={"metrics": metrics})
+        epochs = settings.epochs
+        cost = {"seconds": round(time.perf_counter() - started, 1), "training_rows": len(splits["train"]) * epochs,
+                "optimizer_steps": -(-len(splits["train"]) // settings.batch_size) * epochs}
+        manifest = manifest.model_copy(update={"metrics": metrics, "fit_cost": cost})
         write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2))
     return manifest

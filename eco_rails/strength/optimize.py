@@ -13,6 +13,7 @@ the clean model relative to the clean answers' perplexity (reported, and checked
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,7 @@ def optimize_strength(config_dir: Path, *, progress: ProgressSink | None = None,
     chance = statistics.mean(1 / len(r.choices) for r in rows)
     target = chance + opt.target_margin
     advance = (progress or SilentProgress()).task("Optimizing corruption strength", opt.budget)
+    started = time.perf_counter()
 
     def on_eval(e: Evaluation) -> None:
         advance(1, description=f"strength {e.strength:.3f}: accuracy {e.value:.2f}")
@@ -107,6 +109,7 @@ def optimize_strength(config_dir: Path, *, progress: ProgressSink | None = None,
         "strength": result.strength, "accuracy": result.value, "reached_target": result.reached_target,
         "evaluations": result.evaluations, "forward_passes": result.evaluations * len(rows),
         "fluency": fluency, "fluent": bool(fluency) and fluency["ratio"] <= opt.max_perplexity_ratio,
+        "seconds": round(time.perf_counter() - started, 1),
         "history": [{"strength": e.strength, "accuracy": e.value, "phase": e.phase} for e in result.history],
     }
     updated = manifest.model_copy(update={"learned_strength": {t: result.strength for t in policy.target_ids},

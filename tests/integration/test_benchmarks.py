@@ -19,7 +19,9 @@ def tofu_report(tmp_path_factory):
     from eco_rails.benchmarks.tofu import TofuOptions, run_tofu
 
     work = tmp_path_factory.mktemp("tofu")
-    return run_tofu(TofuOptions(preset="quick", work_dir=work, device="cpu")), work
+    # The prompt-side methods only: weight unlearning runs (and is checked) in the KnowUnDo test and test_unlearn.py.
+    methods = ("target", "retain", "eco", "refuse", "system-prompt")
+    return run_tofu(TofuOptions(preset="quick", work_dir=work, device="cpu", methods=methods)), work
 
 
 def test_tofu_quick_reports_every_method_with_tofu_metrics(tofu_report):
@@ -93,9 +95,20 @@ def test_knowundo_quick_reports_unlearn_and_retention_success(tmp_path):
     report = run_knowundo(KnowUnDoOptions(preset="quick", work_dir=tmp_path, device="cpu"))
     methods = report["methods"]
     assert "retain" not in methods  # KnowUnDo has no retain model
-    assert set(methods) == {"target", "eco", "refuse", "system-prompt"}
+    assert set(methods) == {"target", "eco", "refuse", "system-prompt", "memflex", "ga", "gd", "npo", "memflex+eco"}
     for m in methods.values():
         assert 0.0 <= m["unlearn_success"] <= 100.0 and 0.0 <= m["retention_success"] <= 100.0
+    # Weight methods carry their cost against ECO's fit; MemFlex trains a strict subset of the LoRA tensors.
+    eco_seconds = methods["eco"]["cost"]["seconds"]
+    assert eco_seconds > 0
+    for name in ("memflex", "ga", "gd", "npo"):
+        cost = methods[name]["cost"]
+        assert cost["optimizer_steps"] >= 1 and cost["backward_rows"] >= 40
+        assert cost["seconds_vs_eco_fit"] == pytest.approx(cost["seconds"] / eco_seconds)
+    assert 0.0 < methods["memflex"]["localisation"]["selected_fraction"] < 1.0
+    assert methods["memflex+eco"]["cost"]["seconds"] == pytest.approx(methods["memflex"]["cost"]["seconds"] + eco_seconds)
+    # Unlearning moved the weights: the unlearned models answer the unlearn questions differently from the target.
+    assert any(methods[n]["unlearn_perplexity"] != methods["target"]["unlearn_perplexity"] for n in ("memflex", "ga", "gd", "npo"))
     target, refuse = methods["target"], methods["refuse"]
     # Refusing flagged questions can only raise unlearn success (their answer tokens are never produced).
     assert refuse["unlearn_success"] >= target["unlearn_success"]
