@@ -112,6 +112,11 @@ def _trainable_lora(base: Any, adapter: Path | None, settings: UnlearnSettings) 
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if adapter is not None:
+        kind = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8")).get("peft_type")
+        if kind != "LORA":
+            raise UnlearnError(f"{adapter} is a {kind} adapter and has no LoRA tensors; eco-rails unlearn edits LoRA adapters only "
+                               "(adapter_config.json: peft_type LORA). Fine-tune a LoRA adapter, or leave --adapter out to "
+                               "unlearn into a fresh one.")
         try:
             model = PeftModel.from_pretrained(base, str(adapter), is_trainable=True)
         except Exception as exc:
