@@ -29,7 +29,7 @@ from eco_rails.errors import EcoRailsError
 from eco_rails.progress import ProgressSink, SilentProgress
 from eco_rails.unlearn.data import UnlearnData
 from eco_rails.unlearn.localize import randomise_answer, select_tensors, tensor_stats, thresholds_from_quantiles
-from eco_rails.unlearn.losses import sequence_nll
+from eco_rails.unlearn.losses import sequence_nll, sequence_token_counts
 from eco_rails.unlearn.methods import RowBatch, get_method
 from eco_rails.versions import package_versions
 
@@ -140,16 +140,24 @@ def _trainable_lora(base: Any, adapter: Path | None, settings: UnlearnSettings) 
     return model
 
 
-def _rows_nll(model: Any, encoded: Sequence[tuple[list[int], list[int]]], pad: int, settings: UnlearnSettings,
-              device: str) -> tuple[Any, Any, Any]:
-    """(mean NLL, summed NLL, logits-argmax hits and token counts) of a micro-batch, with gradients."""
-    ids, labels, mask = collate(encoded, pad, settings.max_length)
-    ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+def _forward(model: Any, encoded: Sequence[tuple[list[int], list[int]]], pad: int, settings: UnlearnSettings,
+             device: str) -> tuple[Any, Any]:
+    """(logits, labels) of a right-padded micro-batch, with gradients unless the caller disabled them."""
     import torch
 
+    ids, labels, mask = collate(encoded, pad, settings.max_length)
+    ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
     with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
         logits = model(input_ids=ids, attention_mask=mask).logits
-    return sequence_nll(logits, labels), sequence_nll(logits, labels, reduction="sum"), (logits, labels)
+    return logits, labels
+
+
+def _rows_nll(model: Any, encoded: Sequence[tuple[list[int], list[int]]], pad: int, settings: UnlearnSettings,
+              device: str) -> tuple[Any, Any]:
+    """(mean, summed) answer-token NLL per row, from one cross-entropy over the vocabulary."""
+    logits, labels = _forward(model, encoded, pad, settings, device)
+    total = sequence_nll(logits, labels, reduction="sum")
+    return total / sequence_token_counts(labels).clamp(min=1), total
 
 
 def _token_accuracy(model: Any, encoded: Sequence[tuple[list[int], list[int]]], pad: int, settings: UnlearnSettings,
@@ -165,7 +173,7 @@ def _token_accuracy(model: Any, encoded: Sequence[tuple[list[int], list[int]]], 
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]) + len(encoded[i][1]))
         for start in range(0, len(order), 16):
             chunk = [encoded[i] for i in order[start:start + 16]]
-            _, _, (logits, labels) = _rows_nll(model, chunk, pad, settings, device)
+            logits, labels = _forward(model, chunk, pad, settings, device)
             pred, gold = logits[:, :-1].argmax(-1), labels[:, 1:]
             scored = gold != -100
             hits += int(((pred == gold) & scored).sum())
@@ -190,7 +198,7 @@ def _localise(model: Any, forget: list, retain: list, vocab: int, pad: int, sett
             p.grad = None
         for start in range(0, len(copies), settings.micro_batch):
             chunk = copies[start:start + settings.micro_batch]
-            nll, _, _ = _rows_nll(model, chunk, pad, settings, device)
+            nll, _ = _rows_nll(model, chunk, pad, settings, device)
             (nll.sum() / len(copies)).backward()  # gradient of the mean over copies of each copy's mean NLL
             cost.forward_rows += len(chunk)
             cost.backward_rows += len(chunk)
@@ -275,7 +283,7 @@ def unlearn(
         with torch.no_grad():
             peft_model.eval()
             for start in range(0, len(forget), settings.micro_batch):
-                _, nll_sum, _ = _rows_nll(peft_model, forget[start:start + settings.micro_batch], pad, settings, device_name)
+                _, nll_sum = _rows_nll(peft_model, forget[start:start + settings.micro_batch], pad, settings, device_name)
                 reference[start:start + len(nll_sum)] = nll_sum.float().cpu()
                 cost.forward_rows += len(nll_sum)
 
@@ -320,7 +328,7 @@ def unlearn(
             for m in range(0, len(group), settings.micro_batch):
                 micro = group[m:m + settings.micro_batch]
                 encoded = [(forget if is_f else retain)[i] for i, is_f in micro]
-                nll, nll_sum, _ = _rows_nll(peft_model, encoded, pad, settings, device_name)
+                nll, nll_sum = _rows_nll(peft_model, encoded, pad, settings, device_name)
                 is_forget = torch.tensor([is_f for _, is_f in micro], device=nll.device)
                 ref = None
                 if reference is not None:
