@@ -107,8 +107,10 @@ def unlearning_info(adapter_dir: Path) -> dict[str, Any]:
     return json.loads((Path(adapter_dir) / UNLEARNING_FILE).read_text(encoding="utf-8"))
 
 
-def _trainable_lora(base: Any, adapter: Path | None, settings: UnlearnSettings) -> Any:
-    """Base + the adapter with its LoRA tensors trainable (or a fresh LoRA when no adapter is given)."""
+def _trainable_lora(base: Any, adapter: Path | None, settings: UnlearnSettings, model_name: str = "the model") -> Any:
+    """Base + the adapter with its LoRA tensors trainable (or a fresh LoRA when no adapter is given).
+
+    ``model_name`` is how the base model is named in errors (the user's ``--model``)."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if adapter is not None:
@@ -127,8 +129,8 @@ def _trainable_lora(base: Any, adapter: Path | None, settings: UnlearnSettings) 
             model = get_peft_model(base, LoraConfig(r=settings.new_lora_r, lora_alpha=2 * settings.new_lora_r,
                                                     target_modules="all-linear", lora_dropout=0.0, task_type="CAUSAL_LM"))
         except ValueError as exc:
-            raise UnlearnError(f"The model has no layers LoRA can adapt ({exc}); unlearning edits LoRA tensors, so it needs a "
-                               "model with linear layers (a transformer causal LM).") from exc
+            raise UnlearnError(f"{model_name} has no layers LoRA can adapt ({exc}); unlearning edits LoRA tensors, so --model "
+                               "must be a model with linear layers (a transformer causal LM).") from exc
     names = [n for n, _ in model.named_parameters() if "lora_" in n]
     if not names:
         raise UnlearnError(f"{adapter or 'the new adapter'} has no LoRA tensors; eco-rails unlearn edits LoRA adapters only "
@@ -256,7 +258,7 @@ def unlearn(
     device_name = placement.device
     torch.manual_seed(settings.seed)
     base, tokenizer = load_model_and_tokenizer(model_dir, placement)
-    peft_model = _trainable_lora(base, adapter_dir, settings)
+    peft_model = _trainable_lora(base, adapter_dir, settings, model_name=str(model))
     eos = eos_token_id(base, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     forget = [encode_example(tokenizer, e.question, e.answer, settings.format, eos) for e in data.forget]

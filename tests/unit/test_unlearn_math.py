@@ -105,3 +105,22 @@ def test_each_method_weights_forget_and_retention_rows_as_its_recipe_says():
         get_method("npo").row_losses(RowBatch(rows.nll, rows.nll_sum, None, rows.is_forget))
     with pytest.raises(ValueError, match="choose one of memflex"):
         get_method("rmu")
+
+
+def test_a_model_without_lora_able_layers_is_refused_naming_the_model():
+    """A fresh LoRA needs linear layers: a model with none gets an error that names --model, not a peft traceback."""
+    import torch
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    from eco_rails.unlearn import UnlearnError, UnlearnSettings
+    from eco_rails.unlearn.train import _trainable_lora
+
+    class EmbeddingOnly(PreTrainedModel):
+        config_class = PretrainedConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.embed = torch.nn.Embedding(16, 4)
+
+    with pytest.raises(UnlearnError, match="my-embedding-model has no layers LoRA can adapt.*--model"):
+        _trainable_lora(EmbeddingOnly(PretrainedConfig()), None, UnlearnSettings(method="ga"), model_name="my-embedding-model")
