@@ -72,13 +72,22 @@ def average_success(m: dict[str, Any]) -> float | None:
 
 
 def paper_ordering(methods: dict[str, Any]) -> list[str]:
-    """Whether the MemFlex paper's ordering (average success: MemFlex > GA+GD > GA) holds here."""
+    """Whether the MemFlex paper's ordering (average success: MemFlex > GA+GD > GA) holds here, with the gaps
+    between the three and each one's distance from the untouched target model, so that an order resting on
+    differences of hundredths of a point reads as what it is."""
     avg = {k: average_success(methods[k]) for k in ("memflex", "gd", "ga") if k in methods}
     if len(avg) < 3 or any(v is None for v in avg.values()):
         return []
-    holds = avg["memflex"] > avg["gd"] > avg["ga"]  # type: ignore[operator]
-    ranked = " > ".join(f"{k} {avg[k]:.2f}" for k in sorted(avg, key=lambda k: -(avg[k] or 0)))
-    return [f"Paper's ordering (average success MemFlex > GA+GD > GA) {'reproduced' if holds else 'NOT reproduced'}: {ranked}."]
+    a: dict[str, float] = {k: float(v) for k, v in avg.items() if v is not None}
+    holds = a["memflex"] > a["gd"] > a["ga"]
+    ranked = " > ".join(f"{k} {a[k]:.3f}" for k in sorted(a, key=lambda k: -a[k]))
+    lines = [f"Paper's ordering (average success MemFlex > GA+GD > GA) {'holds' if holds else 'does NOT hold'} here: {ranked}; "
+             f"gaps memflex - gd {a['memflex'] - a['gd']:+.3f}, gd - ga {a['gd'] - a['ga']:+.3f} points."]
+    target = average_success(methods.get("target", {}))
+    if target is not None:
+        moved = ", ".join(f"{k} {a[k] - target:+.3f}" for k in ("memflex", "gd", "ga"))
+        lines[0] += f" Change from the target model's {target:.3f}: {moved} points."
+    return lines
 
 
 _HEADLINES = {"tofu": (("forget_quality", "forget quality"), ("model_utility", "model utility")),
