@@ -80,6 +80,7 @@ def summarize(unlearn: list[Answer], retention: list[Answer], samples: list[tupl
         "retention_flag_rate": M.mean(float(a.flagged) for a in retention),
         "empty_rate": M.mean(float(M.is_empty(t)) for t in texts),
         "repetition_rate": M.mean(M.repetition_rate(t) for t in texts),
+        "loop_rate": M.mean(float(M.is_loop(t)) for t in texts),
         "samples": [{"question": r.text, "gold": r.labels, "answer": a.text} for r, a in samples[:3]],
     }
 

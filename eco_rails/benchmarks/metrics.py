@@ -23,8 +23,14 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import Counter
 from typing import Iterable, Sequence
+
+from eco_rails.evaluation.fluency import is_empty, is_loop, repetition_rate
+
+__all__ = [  # the fluency checks are shared with eco-rails optimize and eval
+    "forget_quality", "forget_truth_stat", "harmonic_mean", "is_empty", "is_loop", "mean", "model_utility", "normalized_prob",
+    "perplexity", "prob_from_nll", "repetition_rate", "retain_truth_stat", "rouge_l_recall", "token_accuracy", "truth_ratio",
+]
 
 
 def prob_from_nll(mean_nll: float) -> float:
@@ -103,21 +109,6 @@ def token_accuracy(hits: int, total: int) -> float:
 def perplexity(total_nll: float, total_tokens: int) -> float:
     """Corpus perplexity: ``exp(summed NLL / summed tokens)``."""
     return math.exp(total_nll / total_tokens) if total_tokens else float("nan")
-
-
-def is_empty(answer: str) -> bool:
-    """An answer with no letters or digits (what a broken model emits)."""
-    return not any(ch.isalnum() for ch in answer)
-
-
-def repetition_rate(answer: str, n: int = 3) -> float:
-    """Share of word n-grams that repeat an earlier one (0 = none, near 1 = a loop); 0 for short answers."""
-    words = answer.lower().split()
-    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-    if not grams:
-        return 0.0
-    counts = Counter(grams)
-    return sum(c - 1 for c in counts.values()) / len(grams)
 
 
 def mean(values: Iterable[float]) -> float:

@@ -175,6 +175,7 @@ def set_metrics(rows: list[Scored], name: SetName) -> dict[str, Any]:
         "flag_rate": M.mean(float(r.answer.flagged) for r in rows),
         "empty_rate": M.mean(float(M.is_empty(t)) for t in texts),
         "repetition_rate": M.mean(M.repetition_rate(t) for t in texts),
+        "loop_rate": M.mean(float(M.is_loop(t)) for t in texts),
     }
 
 
@@ -208,6 +209,7 @@ def method_summary(scored: list[Scored], retain_ratios: dict[bool, list[float]] 
         "utility_components": components,
         "empty_rate": M.mean(float(M.is_empty(t)) for t in texts),
         "repetition_rate": M.mean(M.repetition_rate(t) for t in texts),
+        "loop_rate": M.mean(float(M.is_loop(t)) for t in texts),
         "samples": [{"question": s.item.question, "gold": s.item.answer, "answer": s.answer.text}
                     for s in (held or forget)[:3]],
     }

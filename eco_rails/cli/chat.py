@@ -101,13 +101,35 @@ def _ensure_artifact(config: Path) -> None:
         return
     resolved = resolve_config(config)
     status = resolved.status()
-    if status == "ok":
-        return
-    reason = "is missing" if status == "missing" else "was fitted for another policy or policy version"
-    err_console.print(f"The classifier artifact {resolved.artifact_path} {reason}; fitting it now (about 15 minutes on 2 CPU cores for the demo policy; once).")
-    with progress_bars(True) as bars:
-        manifest = fit_policy(resolved.policy_path, resolved.artifact_path, progress=bars)
-    err_console.print(_calibration_table(manifest))
+    if status != "ok":
+        reason = "is missing" if status == "missing" else "was fitted for another policy or policy version"
+        err_console.print(f"The classifier artifact {resolved.artifact_path} {reason}; fitting it now (about 15 minutes on 2 CPU cores for the demo policy; once).")
+        with progress_bars(True) as bars:
+            manifest = fit_policy(resolved.policy_path, resolved.artifact_path, progress=bars)
+        err_console.print(_calibration_table(manifest))
+    err_console.print(corruption_line(resolved))
+
+
+def corruption_line(resolved) -> str:
+    """Which corruption flagged prompts get, and where it comes from (learned and recorded, or the default)."""
+    from eco_rails.engine.corruption.spec import DEFAULT_NOISE_STRENGTH
+    from eco_rails.policy.learned import lookup_learned, model_identity
+
+    policy = resolved.policy
+    method = policy.corruption.method
+    if policy.corruption.strength != "auto":
+        return f"Corruption: {method}, strength {policy.corruption.strength} (set in {resolved.policy_path.name})."
+    main = resolved.main_model
+    lookup = lookup_learned(policy, resolved.policy_path, model_identity(main.model, main.parameters.get("adapter")))
+    if lookup.status == "learned":
+        values = ", ".join(f"{v:.3f}" for v in dict.fromkeys(lookup.strengths.values()))
+        return f"Corruption: {method}, strength {values}, {lookup.detail}, read from {Path(lookup.path).name}."
+    manifest_strengths = resolved.manifest().learned_strength if resolved.status() == "ok" else {}
+    if manifest_strengths:
+        values = ", ".join(f"{v:.3f}" for v in dict.fromkeys(manifest_strengths.values()))
+        return f"Corruption: {method}, strength {values}, learned into the classifier artifact."
+    return (f"Corruption: {method}, DEFAULT strength {DEFAULT_NOISE_STRENGTH} ({Path(lookup.path).name}: {lookup.detail}). "
+            f"Learn it with `eco-rails optimize {resolved.config_dir}`.")
 
 
 @app.command()

@@ -89,15 +89,28 @@ def fit(
 
 def _print_optimization(report: dict) -> None:
     status = "[green]reached[/]" if report["reached_target"] else "[red]NOT reached[/]"
-    console.print(
-        f"Learned strength {report['strength']:.4f}: forget accuracy {report['plain_accuracy']:.2f} -> {report['accuracy']:.2f} "
-        f"(target <= {report['target_accuracy']:.2f}, {status}) in {report['evaluations']} evaluations / "
-        f"{report['forward_passes']} forward passes"
-    )
+    if report.get("objective") == "chance":
+        console.print(
+            f"Learned strength {report['strength']:.4f}: forget accuracy {report['plain_accuracy']:.2f} -> {report['accuracy']:.2f} "
+            f"(target <= {report['target_accuracy']:.2f}, {status}) in {report['evaluations']} evaluations / "
+            f"{report['forward_passes']} forward passes"
+        )
+    else:
+        seeds = ", ".join(f"{s:.3f}" for s in report["seed_strengths"])
+        console.print(
+            f"Learned strength {report['strength']:.4f} (median of {seeds} over {len(report['seed_strengths'])} invented-name draws): "
+            f"p(right answer) {report['plain_answer_probability']:.2f} -> {report['answer_probability']:.2f}, "
+            f"never-seen reference {report['reference_answer_probability']:.2f} ({status}; KS p = {report['ks_pvalue']:.2f}); "
+            f"accuracy {report['plain_accuracy']:.2f} -> {report['accuracy']:.2f}; {report['evaluations']} strengths tried, "
+            f"{report['forward_passes']} forward passes, {report['seconds']:.0f} s"
+        )
     if report.get("fluency"):
         f = report["fluency"]
         console.print(f"Fluency: corrupted/clean answer perplexity {f['corrupted_perplexity']:.1f}/{f['clean_perplexity']:.1f} "
-                      f"= {f['ratio']:.2f} ({'within' if report['fluent'] else '[red]over[/]'} the bound)")
+                      f"= {f['ratio']:.2f} ({'within' if report['fluent'] else '[red]over[/]'} the bound); "
+                      f"empty answers {f['empty_rate']:.0%}, loops {f['loop_rate']:.0%}")
+    if report.get("recorded"):
+        console.print(f"Recorded in {report['recorded']} (commit it with the policy: a fresh clone then skips the search)")
 
 
 @app.command()

@@ -24,7 +24,7 @@ import torch
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from eco_rails.caches import register_cache
-from eco_rails.engine.corruption import CorruptionSpec, seed_from_text
+from eco_rails.engine.corruption import CorruptionSpec, corruption_seed
 from eco_rails.engine.corruption.functions import apply_corruption
 from eco_rails.engine.flags import FlagDecision
 from eco_rails.engine.model_store import (
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 # Temperatures at or below this decode greedily: NeMo Guardrails asks for a near-zero temperature
 # (config.lowest_temperature, 0.001) when it wants deterministic output.
 GREEDY_TEMPERATURE = 1e-2
+# Flagged (corrupted) prompts are answered with at least this many tokens (see EcoEngine._generate_kwargs).
+FLAGGED_MIN_NEW_TOKENS = 8
 
 
 class GenerationFields(BaseModel):
@@ -60,6 +62,11 @@ class GenerationFields(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="nucleus sampling when temperature > 0.01")
     stop: tuple[str, ...] = Field(default=(), description="stop sequences")
     seed: int | None = Field(default=None, description="seed for sampling")
+    # Small models loop on their own output; these are Hugging Face's own anti-repetition processors, applied
+    # identically with and without corruption, so an unflagged answer still equals plain `generate`.
+    repetition_penalty: float = Field(default=1.0, ge=1.0, le=10.0,
+                                      description="1.0 off; >1 discourages tokens already in the prompt or answer")
+    no_repeat_ngram_size: int = Field(default=0, ge=0, le=64, description="0 off; n blocks any n-gram from occurring twice")
 
     @model_validator(mode="after")
     def _min_within_max(self) -> GenerationFields:
@@ -90,6 +97,10 @@ class GenerationSettings(GenerationFields):
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
         if self.min_new_tokens:
             kwargs["min_new_tokens"] = self.min_new_tokens
+        if self.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = self.repetition_penalty
+        if self.no_repeat_ngram_size:
+            kwargs["no_repeat_ngram_size"] = self.no_repeat_ngram_size
         if self.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
@@ -218,7 +229,7 @@ class EcoEngine:
         mask = rendered.token_mask(flagged_char_spans(rendered, flag))
         with torch.inference_mode():
             embeds = self.model.get_input_embeddings()(input_ids)[0]
-            seed = seed_from_text(rendered.text, spec.model_dump_json())
+            seed = corruption_seed(rendered.text, spec)
             corrupted = apply_corruption(embeds, torch.tensor(mask), spec, seed)
         return PreparedPrompt(rendered, input_ids, corrupted.unsqueeze(0), mask)
 
@@ -231,6 +242,10 @@ class EcoEngine:
         }
         if prepared.inputs_embeds is not None:
             kwargs["inputs_embeds"] = prepared.inputs_embeds
+            # A corrupted prompt can make a model end its turn at once: an empty answer, which reads like a fault,
+            # not like a model that does not know. Flagged answers get a few tokens at least (unflagged ones are
+            # decoded exactly as configured).
+            kwargs["min_new_tokens"] = max(settings.min_new_tokens, min(FLAGGED_MIN_NEW_TOKENS, settings.max_new_tokens))
         if settings.stop:
             kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
         return kwargs

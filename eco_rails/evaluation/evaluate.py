@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from eco_rails.engine.flags import FlagDecision
 from eco_rails.errors import ConfigError
+from eco_rails.evaluation.fluency import is_empty, is_loop
 from eco_rails.evaluation.mcq_data import Kind, MCQRow, RowProblem, load_rows
 from eco_rails.progress import ProgressSink, SilentProgress
 from eco_rails.versions import package_versions
@@ -46,6 +47,8 @@ class GroupReport(BaseModel):
     leak_plain: Optional[float] = None
     leak_rails: Optional[float] = None
     perplexity_rails: Optional[float] = None  # forget groups with --generate: median, under the clean model
+    empty_rails: Optional[float] = None  # forget groups with --generate: share of empty answers through the rails
+    loop_rails: Optional[float] = None  # forget groups with --generate: share of answers that repeat themselves
     perplexity_plain: Optional[float] = None
     baselines: dict[str, BaselineMetrics] = Field(default_factory=dict)
     flagged_prompts: list[str] = Field(default_factory=list)  # for retain groups: which prompts the policy took
@@ -135,7 +138,10 @@ def evaluate(
         raise ConfigError("No valid rows to evaluate.")
     if engine is None:
         engine = resolved.engine()
-    gen = GenerationSettings(max_new_tokens=max_new_tokens)
+    # the config's own decoding settings (a repetition penalty, n-gram blocking), on the plain and the rails path alike
+    configured = {k: v for k, v in resolved.main_model.parameters.items() if k in GenerationSettings.model_fields}
+    gen = GenerationSettings.parse({**configured, "max_new_tokens": max_new_tokens, "temperature": 0.0, "stop": ()},
+                                   source=f"{config_dir}: models[].parameters")
     system_prompt = system_prompt_for(policy)
     on_flag = settings.on_flag
 
@@ -174,6 +180,8 @@ def evaluate(
                     sys_text = engine.generate(row.prompt, settings=gen, system_prompt=system_prompt).text
                     rec["leak_system"] = float(_leaks(sys_text, row.keywords))
             if row.kind == "forget":
+                if rails_text != REFUSAL:
+                    rec["empty_rails"], rec["loop_rails"] = float(is_empty(rails_text)), float(is_loop(rails_text))
                 rec["ppl_plain"] = continuation_perplexity(engine, row.prompt, plain_text)
                 rec["ppl_rails"] = continuation_perplexity(engine, row.prompt, rails_text) if rails_text != REFUSAL else float("nan")
         per_group.setdefault(row.group, []).append(rec)
@@ -199,6 +207,8 @@ def evaluate(
             leak_rails=_mean(col("leak_rails")) if col("leak_rails") else None,
             perplexity_plain=statistics.median(col("ppl_plain")) if col("ppl_plain") else None,
             perplexity_rails=statistics.median(col("ppl_rails")) if col("ppl_rails") else None,
+            empty_rails=_mean(col("empty_rails")) if col("empty_rails") else None,
+            loop_rails=_mean(col("loop_rails")) if col("loop_rails") else None,
             baselines=base,
             flagged_prompts=[r["prompt"] for r in recs if r["flagged"]] if kind == "retain" else [],
         )
@@ -238,6 +248,8 @@ def markdown_summary(report: EvalReport) -> str:
     if ppl:
         lines += ["", "Fluency of forget answers (median perplexity under the clean model): " +
                   "; ".join(f"{n}: plain {g.perplexity_plain:.1f}, rails {g.perplexity_rails:.1f}" for n, g in ppl)]
+        lines += ["", "Empty / looping answers through the rails: " +
+                  "; ".join(f"{n}: {pct(g.empty_rails)} / {pct(g.loop_rails)}" for n, g in ppl)]
     flagged = [(n, g.flagged_prompts) for n, g in report.groups.items() if g.flagged_prompts]
     for name, prompts in flagged:
         lines += ["", f"Retain group `{name}`: {len(prompts)} prompt(s) taken by the policy: " + "; ".join(f"“{p}”" for p in prompts[:10])]

@@ -140,7 +140,13 @@ class OptimizationSettings(_Strict):
     """How ``eco-rails optimize`` learns the corruption strength (``corruption.strength: auto``)."""
 
     data: str | None = Field(default=None, description="JSONL of multiple-choice forget questions (ours format), relative to the policy file.")
-    target_margin: float = Field(default=0.02, ge=0.0, le=0.5, description="Stop once accuracy <= chance + this.")
+    objective: Literal["surrogate", "chance"] = Field(
+        default="surrogate",
+        description="surrogate: the weakest corruption under which the forget questions are answered no more confidently "
+        "than the same questions about invented names (a model that never saw them); chance: the weakest under which "
+        "multiple-choice accuracy falls to chance + target_margin (ECO's objective for multiple-choice benchmarks).")
+    surrogate_seeds: int = Field(default=3, ge=1, le=10, description="Invented-name draws; the strength is their median.")
+    target_margin: float = Field(default=0.02, ge=0.0, le=0.5, description="chance objective: stop once accuracy <= chance + this.")
     init_strength: float = Field(default=0.05, gt=0.0)
     max_strength: float = Field(default=20.0, gt=0.0)
     budget: int = Field(default=24, ge=3, le=500, description="Objective evaluations (each: one forward pass per question).")

@@ -52,7 +52,8 @@ class ProviderFields(GenerationFields):
         return GenerationSettings.parse(
             {"max_new_tokens": int(max_new), "min_new_tokens": min(self.min_new_tokens, int(max_new)),
              "temperature": temperature, "top_p": call_params.get("top_p", self.top_p), "stop": stops,
-             "seed": call_params.get("seed", self.seed)},
+             "seed": call_params.get("seed", self.seed), "repetition_penalty": self.repetition_penalty,
+             "no_repeat_ngram_size": self.no_repeat_ngram_size},
             source="call parameters",
         )
 

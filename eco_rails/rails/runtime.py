@@ -20,6 +20,7 @@ from eco_rails.classifier.runtime import PromptClassifier
 from eco_rails.engine.flags import FlagDecision, RailCorruption
 from eco_rails.errors import ConfigError
 from eco_rails.policy import ForgetPolicy, load_policy
+from eco_rails.policy.learned import LearnedLookup, learned_path, lookup_learned, model_identity
 from eco_rails.providers import ECO_ENGINE
 from eco_rails.rails.rail_config import EcoRailSettings, parse_eco_settings
 
@@ -46,13 +47,35 @@ class EcoRailRuntime:
         self._lock = threading.Lock()
         self._classifier: PromptClassifier | None = None
         self._policy: ForgetPolicy | None = None
-        self._stamp: tuple[float, float] | None = None
+        self._stamp: tuple[float, ...] | None = None
+        self._learned: LearnedLookup | None = None
+        # The main model the learned strength must have been learned for; set from the RailsConfig at load time
+        # (check_rails_config), else read from the folder's config.yml on first use.
+        self.model: str | None = None
 
-    def _disk_stamp(self, policy: ForgetPolicy | None) -> tuple[float, float]:
-        policy_mtime = self.settings.policy_path.stat().st_mtime if self.settings.policy_path.exists() else -1.0
+    def _disk_stamp(self, policy: ForgetPolicy | None) -> tuple[float, ...]:
+        """Modification times of what the rail's decisions depend on: the policy, the artifact's manifest, the
+        learned strengths beside the policy and the questions they were learned on (their edit makes them stale)."""
+        def mtime(path: Path | None) -> float:
+            return path.stat().st_mtime_ns if path is not None and path.exists() else -1.0
+
         manifest = self.settings.artifact_path(policy.name) / MANIFEST if policy else None
-        manifest_mtime = manifest.stat().st_mtime if manifest is not None and manifest.exists() else -1.0
-        return policy_mtime, manifest_mtime
+        data = self.settings.policy_path.parent / policy.optimization.data if policy and policy.optimization.data else None
+        return (mtime(self.settings.policy_path), mtime(manifest), mtime(learned_path(self.settings.policy_path)), mtime(data))
+
+    def _model(self) -> str:
+        if self.model is None:
+            from eco_rails.rails.rail_config import read_config_yml
+            from eco_rails.rails.resolved import MainModel
+
+            try:
+                main = MainModel.from_config_yml(read_config_yml(self.config_dir), self.config_dir)
+            except ConfigError:
+                from eco_rails.engine.model_store import EMBEDDED_MODEL
+
+                main = MainModel(engine=None, model=EMBEDDED_MODEL, parameters={})
+            self.model = model_identity(main.model, main.parameters.get("adapter"))
+        return self.model
 
     def classifier(self) -> PromptClassifier:
         """The current classifier; raises an EcoRailsError if it cannot be used (the rail then blocks)."""
@@ -63,10 +86,29 @@ class EcoRailRuntime:
             policy = load_policy(self.settings.policy_path)
             stamp = self._disk_stamp(policy)
             classifier = PromptClassifier(self.settings.artifact_path(policy.name), policy)
+            self._learned = self._lookup(policy, classifier)
             self._classifier, self._policy, self._stamp = classifier, policy, stamp
             log.info("eco rail: loaded classifier for policy %s v%s (threshold %.4f, providers %s)",
                      policy.name, policy.version, classifier.threshold, classifier.providers)
             return classifier
+
+    def _lookup(self, policy: ForgetPolicy, classifier: PromptClassifier) -> LearnedLookup:
+        """Where ``strength: auto`` comes from: the record beside the policy, else the artifact manifest, else the
+        library default (said once, with the fix)."""
+        lookup = lookup_learned(policy, self.settings.policy_path, self._model())
+        if policy.corruption.strength != "auto" or lookup.status == "learned":
+            return lookup
+        if classifier.manifest.learned_strength:
+            return LearnedLookup(status="learned", strengths=classifier.manifest.learned_strength, path=str(classifier.artifact_dir),
+                                 detail="learned into the classifier artifact")
+        log.warning("eco rail: %s: %s; flagged prompts use the default strength until you run `eco-rails optimize %s`.",
+                    lookup.path, lookup.detail, self.config_dir)
+        return lookup
+
+    @property
+    def learned(self) -> LearnedLookup | None:
+        """Which learned strengths the rail uses and why (after the classifier is loaded)."""
+        return self._learned
 
     @property
     def policy(self) -> ForgetPolicy | None:
@@ -74,11 +116,12 @@ class EcoRailRuntime:
 
     def corruption(self, target: str | None) -> RailCorruption:
         """The policy's corruption for a target; ``strength: auto`` takes the strength learned by
-        ``eco-rails optimize`` (stored in the artifact manifest), or the library default if none was."""
+        ``eco-rails optimize`` (recorded beside the policy for this model, or in the artifact manifest), or the
+        library default if none was."""
         policy = self._policy
         if policy is None:
             raise ConfigError("the eco rail has no policy loaded")
-        learned = self._classifier.manifest.learned_strength if self._classifier is not None else {}
+        learned = self._learned.strengths if self._learned is not None else {}
         strength = learned[target] if target in learned else next(iter(learned.values()), None)
         return RailCorruption(spec=policy.corruption.spec(learned_strength=strength),
                               whole_prompt=policy.corruption.scope == "whole_prompt")
@@ -138,8 +181,10 @@ def resolve_model_paths(config: Any) -> None:
 def check_rails_config(config: Any) -> EcoRailRuntime:
     """Load-time checks for a config that uses the ECO rail; raise ConfigError with the fix."""
     runtime = runtime_for(config)
+    main = [m for m in getattr(config, "models", []) if getattr(m, "type", None) == "main"]
+    if main and isinstance(getattr(main[0], "parameters", None), dict):
+        runtime.model = model_identity(main[0].model, main[0].parameters.get("adapter"))
     if runtime.settings.on_flag == "corrupt":
-        main = [m for m in getattr(config, "models", []) if getattr(m, "type", None) == "main"]
         engine = main[0].engine if main else None
         if engine != ECO_ENGINE:
             raise ConfigError(

@@ -1,17 +1,30 @@
 """``eco-rails optimize``: learn the policy's corruption strength offline, by zeroth-order search.
 
-Objective (following ECO's formulation for multiple-choice knowledge, e.g. WMDP/MMLU subjects): the
-accuracy of the model on the policy's forget questions, every prompt corrupted with strength ``s``, should
-fall to chance (``<= chance + target_margin``). We search for the *weakest* such ``s``
-(:func:`~eco_rails.strength.search.minimal_strength_search`), because weaker noise keeps the answers fluent.
-Where we depart from the paper: it matches generation outputs to a retained model for generation tasks;
-with no retained model here, fluency is bounded instead, as the perplexity of corrupted greedy answers under
-the clean model relative to the clean answers' perplexity (reported, and checked against
-``max_perplexity_ratio``). Retain behaviour needs no term: unflagged prompts are never corrupted.
+ECO chooses the corruption so that the corrupted model behaves on the forget set like a model that never
+learned it. Two objectives, both searched for the *weakest* strength that meets them
+(:func:`~eco_rails.strength.search.minimal_strength_search`, forward passes only), because weaker noise keeps
+answers fluent:
+
+* ``surrogate`` (default): with no retain model at hand, the reference is the clean model on the same
+  questions about invented names (:mod:`eco_rails.strength.surrogate`). The strength is the weakest at which
+  the corrupted model's probability of the right choice, averaged over the in-scope questions, is no higher
+  than the reference's. Drawn with ``surrogate_seeds`` name draws; the median strength is kept and the spread
+  reported, so one can see the reference is stable. The KS p-value between the two distributions is
+  reported (ECO's forget quality, with the surrogate in the retain model's place).
+* ``chance``: multiple-choice accuracy falls to ``chance + target_margin`` (ECO's objective for WMDP/MMLU-like
+  multiple-choice knowledge). Stronger: it asks for less than a never-seen model would get.
+
+Fluency is checked on ``fluency_prompts`` questions with the config's own decoding settings: empty answers,
+answers that loop, and the perplexity of corrupted vs clean answers under the clean model.
+
+The result is recorded beside the policy (``policy.learned.json``, :mod:`eco_rails.policy.learned`) for the
+config's main model, so a fresh clone serves the learned corruption without searching, and in the classifier
+artifact's manifest when that is fitted. Retain behaviour needs no term: unflagged prompts are never corrupted.
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from pathlib import Path
@@ -21,37 +34,53 @@ from eco_rails.atomic import write_text_atomic
 from eco_rails.classifier.artifact import MANIFEST
 from eco_rails.engine.flags import FlagDecision
 from eco_rails.errors import ConfigError
+from eco_rails.evaluation.fluency import is_empty, is_loop
 from eco_rails.evaluation.mcq_data import MCQRow, load_rows
 from eco_rails.policy import ForgetPolicy
+from eco_rails.policy.learned import learned_path, model_identity, new_entry, write_learned
 from eco_rails.progress import ProgressSink, SilentProgress
 from eco_rails.rails.resolved import resolve_config
-from eco_rails.strength.search import Evaluation, minimal_strength_search
+from eco_rails.strength.search import minimal_strength_search
+from eco_rails.strength.surrogate import answer_probability, mean_gap, substitute_terms
 
 
 def forget_accuracy(engine: Any, rows: list[MCQRow], spec: Any | None, whole_prompt: bool = False,
                     use_chat_template: bool = True) -> float:
+    """Multiple-choice accuracy on ``rows``, every prompt corrupted with ``spec`` (None: clean)."""
+    return statistics.fmean(hit for _, hit in _answers(engine, [(r, r.prompt) for r in rows], spec, whole_prompt, use_chat_template))
+
+
+def _answers(engine: Any, items: list[tuple[MCQRow, str]], spec: Any | None, whole_prompt: bool,
+             use_chat_template: bool) -> list[tuple[float, bool]]:
+    """(probability of the right choice, whether it was picked) for each (row, prompt text)."""
     from eco_rails.evaluation.scoring import score_choices
 
     flag = FlagDecision.flag(whole_prompt=whole_prompt) if spec is not None else None
-    hits = sum(score_choices(engine, r.prompt, r.choices, flag=flag, corruption=spec,
-                             use_chat_template=use_chat_template).predicted() == r.answer for r in rows)
-    return hits / len(rows)
+    out = []
+    for row, prompt in items:
+        scores = score_choices(engine, prompt, row.choices, flag=flag, corruption=spec, use_chat_template=use_chat_template)
+        out.append((answer_probability(scores.normalized, row.answer), scores.predicted() == row.answer))
+    return out
 
 
-def fluency_ratio(engine: Any, rows: list[MCQRow], spec: Any, whole_prompt: bool = False, max_new_tokens: int = 32) -> dict[str, float]:
-    """Median perplexity (under the clean model) of corrupted vs clean greedy answers."""
+def fluency_check(engine: Any, rows: list[MCQRow], spec: Any, whole_prompt: bool = False, settings: Any = None) -> dict[str, Any]:
+    """Corrupted greedy answers to forget questions: empty and looping shares, and the median perplexity (under
+    the clean model) of corrupted vs clean answers. ``settings``: the config's decoding settings."""
     from eco_rails.engine.generation import GenerationSettings
     from eco_rails.evaluation.scoring import continuation_perplexity
 
-    settings = GenerationSettings(max_new_tokens=max_new_tokens)
-    clean, corrupted = [], []
+    settings = settings or GenerationSettings(max_new_tokens=64)
+    clean, corrupted, texts = [], [], []
     for r in rows:
         clean.append(continuation_perplexity(engine, r.prompt, engine.generate(r.prompt, settings=settings).text))
         text = engine.generate(r.prompt, flag=FlagDecision.flag(whole_prompt=whole_prompt), corruption=spec, settings=settings).text
+        texts.append(text)
         corrupted.append(continuation_perplexity(engine, r.prompt, text))
     clean_ppl = statistics.median([p for p in clean if p == p] or [float("nan")])
     corrupt_ppl = statistics.median([p for p in corrupted if p == p] or [float("nan")])
-    return {"clean_perplexity": clean_ppl, "corrupted_perplexity": corrupt_ppl, "ratio": corrupt_ppl / clean_ppl}
+    return {"clean_perplexity": clean_ppl, "corrupted_perplexity": corrupt_ppl, "ratio": corrupt_ppl / clean_ppl,
+            "empty_rate": statistics.fmean(is_empty(t) for t in texts), "loop_rate": statistics.fmean(is_loop(t) for t in texts),
+            "answers": texts}
 
 
 def load_optimization_rows(policy: ForgetPolicy, policy_path: Path) -> list[MCQRow]:
@@ -67,52 +96,128 @@ def load_optimization_rows(policy: ForgetPolicy, policy_path: Path) -> list[MCQR
     return rows
 
 
-def optimize_strength(config_dir: Path, *, progress: ProgressSink | None = None, engine: Any = None) -> dict:
-    """Learn the strength for a rails config's policy and store it in the artifact manifest (atomically).
+def policy_terms(policy: ForgetPolicy) -> list[str]:
+    """Every key term and entity name of the policy, written in the policy's script (what the surrogate replaces)."""
+    return sorted({t for target in policy.targets for t in target.all_terms()})
 
-    Returns the search report (strength, accuracies, evaluations, fluency, history). Raises
-    :class:`ConfigError` when the policy has no optimisation data, its method has no strength, or the
-    artifact is missing or stale (fit first).
+
+def optimize_strength(config_dir: Path, *, progress: ProgressSink | None = None, engine: Any = None) -> dict:
+    """Learn the strength for a rails config's policy; record it beside the policy and in the artifact manifest.
+
+    Returns the search report (strength, objective values, evaluations, forward passes, fluency, history).
+    Raises :class:`ConfigError` when the policy has no optimisation data, its method has no strength, or
+    (surrogate objective) no optimisation question names a key term or entity.
     """
+    from scipy.stats import ks_2samp
+
     resolved = resolve_config(config_dir)
     policy = resolved.policy
     if policy.corruption.method != "rand_noise":
         raise ConfigError(f"{resolved.policy_path}: strength: auto is learned for rand_noise only; "
                           f"{policy.corruption.method} has no strength (set corruption.dims instead).")
-    artifact = resolved.artifact_path
-    if resolved.status() != "ok":
-        raise ConfigError(f"The classifier in {artifact} is {resolved.status()}; run `eco-rails fit {config_dir}` first.")
-    manifest = resolved.manifest()
     rows = load_optimization_rows(policy, resolved.policy_path)
     if engine is None:
         engine = resolved.engine()
     opt = policy.optimization
     whole = policy.corruption.scope == "whole_prompt"
-    chance = statistics.mean(1 / len(r.choices) for r in rows)
-    target = chance + opt.target_margin
-    advance = (progress or SilentProgress()).task("Optimizing corruption strength", opt.budget)
-    started = time.perf_counter()
-
-    def on_eval(e: Evaluation) -> None:
-        advance(1, description=f"strength {e.strength:.3f}: accuracy {e.value:.2f}")
-
     chat = bool(resolved.main_model.parameters.get("chat_template", True))  # score prompts as the provider renders them
-    plain = forget_accuracy(engine, rows, None, use_chat_template=chat)
-    result = minimal_strength_search(
-        lambda s: forget_accuracy(engine, rows, policy.corruption.spec(learned_strength=s), whole, chat),
-        target=target, init=opt.init_strength, max_strength=opt.max_strength, budget=opt.budget, on_evaluation=on_eval,
+    started = time.perf_counter()
+    sink = progress or SilentProgress()
+    cache: dict[float, list[tuple[float, bool]]] = {}
+    forward_passes = 0
+
+    def answers(items: list[tuple[MCQRow, str]], s: float | None) -> list[tuple[float, bool]]:
+        nonlocal forward_passes
+        forward_passes += len(items)
+        return _answers(engine, items, policy.corruption.spec(learned_strength=s) if s is not None else None, whole, chat)
+
+    terms = policy_terms(policy)
+    # the questions searched on: all of them (chance), or those naming a key term or entity (surrogate)
+    searched = rows if opt.objective == "chance" else [r for r in rows if substitute_terms(r.prompt, terms, random.Random(0))]
+    if not searched:
+        raise ConfigError(f"{opt.data}: no optimization question names a key term or entity of the policy, so there is "
+                          "nothing to replace by an invented name for the surrogate reference. Add questions that name "
+                          "them, or set optimization.objective: chance.")
+    items = [(r, r.prompt) for r in searched]
+    plain = answers(items, None)
+    report: dict[str, Any] = {"objective": opt.objective, "questions": len(rows), "searched_questions": len(items),
+                              "plain_accuracy": statistics.fmean(h for _, h in plain),
+                              "plain_answer_probability": statistics.fmean(p for p, _ in plain)}
+    if opt.objective == "chance":
+        chance = statistics.fmean(1 / len(r.choices) for r in rows)
+        target = chance + opt.target_margin
+
+        def value(s: float) -> float:
+            if s not in cache:
+                cache[s] = answers(items, s)
+            return statistics.fmean(h for _, h in cache[s])
+
+        advance = sink.task("Optimizing corruption strength", opt.budget)
+        result = minimal_strength_search(
+            value, target=target, init=opt.init_strength, max_strength=opt.max_strength, budget=opt.budget,
+            on_evaluation=lambda e: advance(1, description=f"strength {e.strength:.3f}: accuracy {e.value:.2f}"))
+        strength, reached, evaluations, history = result.strength, result.reached_target, result.evaluations, result.history
+        report.update(chance=chance, target_accuracy=target)
+    else:
+        # for each name draw, the same questions about invented names
+        surrogates: list[list[tuple[MCQRow, str]]] = []
+        for seed in range(opt.surrogate_seeds):
+            rng = random.Random(seed)
+            pairs = []
+            for r in searched:
+                question, choices = substitute_terms(r.prompt, terms, rng, r.choices) or (r.prompt, list(r.choices))
+                pairs.append((r.model_copy(update={"choices": tuple(choices)}), question))
+            surrogates.append(pairs)
+        advance = sink.task("Optimizing corruption strength", opt.budget * opt.surrogate_seeds + opt.surrogate_seeds)
+        runs = []
+        for seed, pairs in enumerate(surrogates):
+            reference = [p for p, _ in answers(pairs, None)]
+            advance(1, description=f"reference {seed + 1}: p(right) {statistics.fmean(reference):.2f}")
+
+            def gap(s: float, reference: list[float] = reference) -> float:
+                if s not in cache:
+                    cache[s] = answers(items, s)
+                return mean_gap([p for p, _ in cache[s]], reference)
+
+            result = minimal_strength_search(
+                gap, target=0.0, init=opt.init_strength, max_strength=opt.max_strength, budget=opt.budget,
+                on_evaluation=lambda e: advance(1, description=f"strength {e.strength:.3f}: gap {e.value:+.3f}"))
+            runs.append((result, reference))
+        runs.sort(key=lambda run: run[0].strength)
+        result, reference = runs[len(runs) // 2]  # the median strength over the name draws
+        strength, reached, evaluations, history = result.strength, result.reached_target, len(cache), result.history
+        corrupted = [p for p, _ in cache[strength]]
+        report.update(
+            example_surrogate=surrogates[0][0][1],
+            reference_answer_probability=statistics.fmean(reference),
+            answer_probability=statistics.fmean(corrupted),
+            ks_pvalue=float(ks_2samp(corrupted, reference).pvalue),
+            seed_strengths=[run[0].strength for run in runs],
+            seed_reference_probability=[statistics.fmean(run[1]) for run in runs],
+        )
+    settings = resolved.main_model.parameters
+    from eco_rails.engine.generation import GenerationSettings
+
+    decoding = GenerationSettings.parse({k: v for k, v in settings.items() if k in GenerationSettings.model_fields},
+                                        source="models[].parameters").model_copy(update={"max_new_tokens": 64})
+    spec = policy.corruption.spec(learned_strength=strength)
+    fluency = fluency_check(engine, rows[: opt.fluency_prompts], spec, whole, decoding) if opt.fluency_prompts else {}
+    report.update(
+        strength=strength, accuracy=statistics.fmean(h for _, h in cache.get(strength, [])) if strength in cache else None,
+        reached_target=reached, evaluations=evaluations, forward_passes=forward_passes,
+        fluency={k: v for k, v in fluency.items() if k != "answers"}, fluency_answers=fluency.get("answers", []),
+        fluent=bool(fluency) and fluency["ratio"] <= opt.max_perplexity_ratio and fluency["empty_rate"] == 0,
+        seconds=round(time.perf_counter() - started, 1),
+        history=[{"strength": e.strength, "value": e.value, "phase": e.phase} for e in history],
     )
-    spec = policy.corruption.spec(learned_strength=result.strength)
-    fluency = fluency_ratio(engine, rows[: opt.fluency_prompts], spec, whole) if opt.fluency_prompts else {}
-    report = {
-        "questions": len(rows), "chance": chance, "target_accuracy": target, "plain_accuracy": plain,
-        "strength": result.strength, "accuracy": result.value, "reached_target": result.reached_target,
-        "evaluations": result.evaluations, "forward_passes": result.evaluations * len(rows),
-        "fluency": fluency, "fluent": bool(fluency) and fluency["ratio"] <= opt.max_perplexity_ratio,
-        "seconds": round(time.perf_counter() - started, 1),
-        "history": [{"strength": e.strength, "accuracy": e.value, "phase": e.phase} for e in result.history],
-    }
-    updated = manifest.model_copy(update={"learned_strength": {t: result.strength for t in policy.target_ids},
-                                          "optimization": report})
-    write_text_atomic(artifact / MANIFEST, updated.model_dump_json(indent=2))
+    strengths = {t: strength for t in policy.target_ids}
+    data_bytes = (resolved.policy_path.parent / str(opt.data)).read_bytes()
+    model = model_identity(resolved.main_model.model, resolved.main_model.parameters.get("adapter"))
+    summary = {k: v for k, v in report.items() if k not in ("history", "fluency_answers")}
+    write_learned(learned_path(resolved.policy_path), policy, model, new_entry(policy, data_bytes, strengths, opt.objective, summary))
+    report["recorded"] = str(learned_path(resolved.policy_path))
+    if resolved.status() == "ok":
+        manifest = resolved.manifest()
+        updated = manifest.model_copy(update={"learned_strength": strengths, "optimization": report})
+        write_text_atomic(resolved.artifact_path / MANIFEST, updated.model_dump_json(indent=2))
     return report

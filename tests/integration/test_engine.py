@@ -17,13 +17,13 @@ QUESTION = "Who wrote the Harry Potter books?"
 GREEDY = GenerationSettings(max_new_tokens=24)
 
 
-def plain_hf_greedy(engine, messages, max_new_tokens=24) -> str:
+def plain_hf_greedy(engine, messages, max_new_tokens=24, **hf_settings) -> str:
     """Reference: the model's own chat template and plain `model.generate`, no eco-rails code at all."""
     ids = engine.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
     if not isinstance(ids, torch.Tensor):  # transformers 5 returns a BatchEncoding
         ids = ids["input_ids"]
     out = engine.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False,
-                                pad_token_id=engine.tokenizer.pad_token_id)
+                                pad_token_id=engine.tokenizer.pad_token_id, **hf_settings)
     return engine.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
 
@@ -33,6 +33,23 @@ def test_unflagged_output_is_bit_identical_to_plain_hf_generate(engine):
         [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "What is the capital of Italy?"}],
     ):
         assert engine.generate(messages, settings=GREEDY).text == plain_hf_greedy(engine, messages)
+
+
+def test_anti_repetition_settings_keep_unflagged_output_identical_to_plain_hf_generate(engine):
+    messages = [{"role": "user", "content": "List five fruits and say why each is healthy."}]
+    settings = GenerationSettings(max_new_tokens=48, repetition_penalty=1.3, no_repeat_ngram_size=3)
+    tuned = engine.generate(messages, settings=settings).text
+    assert tuned == plain_hf_greedy(engine, messages, 48, repetition_penalty=1.3, no_repeat_ngram_size=3)
+    assert tuned != engine.generate(messages, settings=GenerationSettings(max_new_tokens=48)).text, "the settings take effect"
+
+
+def test_a_corrupted_prompt_never_gets_an_empty_answer(engine):
+    from eco_rails.evaluation.fluency import is_empty
+
+    for strength in (0.5, 5.0, 50.0):
+        spec = CorruptionSpec(method="rand_noise", strength=strength)
+        result = engine.generate(QUESTION, flag=FlagDecision.flag(), corruption=spec, settings=GREEDY)
+        assert result.completion_tokens >= 8 and not is_empty(result.text), (strength, result.text)
 
 
 def test_clean_answer_knows_the_fact_and_flagged_answer_does_not(engine):

@@ -27,27 +27,50 @@ def optimized(fitted, engine):
     return root, optimize_strength(root, engine=engine)
 
 
-def test_optimization_lowers_forget_accuracy_with_forward_passes_only(optimized):
+def test_optimization_matches_questions_about_invented_names_with_forward_passes_only(optimized):
     root, report = optimized
-    assert report["plain_accuracy"] >= 0.5, "precondition: the plain model knows these"
-    assert report["accuracy"] < report["plain_accuracy"]
-    assert report["reached_target"] and report["accuracy"] <= report["target_accuracy"]
-    assert report["evaluations"] <= 12 and report["forward_passes"] == report["evaluations"] * report["questions"]
+    assert report["objective"] == "surrogate"
+    assert report["plain_answer_probability"] > report["reference_answer_probability"], "precondition: the plain model knows these"
+    assert report["reached_target"] and report["answer_probability"] <= report["reference_answer_probability"]
+    assert report["answer_probability"] < report["plain_answer_probability"]
+    n, k = report["questions"], report["searched_questions"]
+    assert 0 < k <= n and report["forward_passes"] == k * (1 + len(report["seed_strengths"]) + report["evaluations"])
+    assert report["strength"] in report["seed_strengths"], "the median over the name draws"
     manifest = json.loads((root / "onnx" / "wizard_school" / "manifest.json").read_text())
     assert manifest["learned_strength"] == {"wizard-school": report["strength"]}
     assert manifest["optimization"]["history"][0]["phase"] == "start"
-    assert report["fluency"]["ratio"] > 0
+    record = json.loads((root / "policy.learned.json").read_text())
+    entry = record["models"]["smollm2-135m"]
+    assert entry["strengths"] == {"wizard-school": report["strength"]} and entry["objective"] == "surrogate"
+    assert report["fluency"]["ratio"] > 0 and report["fluency"]["empty_rate"] == 0
 
 
-def test_auto_strength_is_used_by_the_rail_and_a_number_overrides_it(optimized, fresh_caches):
+def test_a_fresh_clone_uses_the_strength_recorded_beside_the_policy_and_a_stale_one_falls_back(optimized, fresh_caches, tmp_path, caplog):
+    import shutil
+
     from nemoguardrails import RailsConfig
 
+    from eco_rails.engine.corruption.spec import DEFAULT_NOISE_STRENGTH
     from eco_rails.rails.runtime import runtime_for
 
     root, report = optimized
-    runtime = runtime_for(RailsConfig.from_path(str(root)))  # the rail's own runtime, fresh (fresh_caches)
+    clone = tmp_path / "clone"
+    shutil.copytree(root, clone)
+    manifest_path = clone / "onnx" / "wizard_school" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["learned_strength"], manifest["optimization"] = {}, None  # as after a fresh fit: only the record knows
+    manifest_path.write_text(json.dumps(manifest))
+    runtime = runtime_for(RailsConfig.from_path(str(clone)))
     runtime.classifier()
+    assert runtime.learned.status == "learned"
     assert runtime.corruption("wizard-school").spec.strength == pytest.approx(report["strength"])
+    data = clone / "optimize.jsonl"
+    data.write_text(data.read_text().splitlines()[0] + "\n")  # the questions it was learned on changed
+    with caplog.at_level("WARNING", logger="eco_rails.rails.runtime"):
+        runtime.classifier()  # notices the edit without a restart
+    assert runtime.learned.status == "stale"
+    assert runtime.corruption("wizard-school").spec.strength == DEFAULT_NOISE_STRENGTH
+    assert "eco-rails optimize" in caplog.text
 
 
 def test_retain_accuracy_is_unchanged_and_forget_accuracy_drops(optimized, engine, tmp_path):
@@ -68,6 +91,7 @@ def test_retain_accuracy_is_unchanged_and_forget_accuracy_drops(optimized, engin
         assert world.mcq_acc_rails == world.mcq_acc_plain and world.answer_prob_rails == world.answer_prob_plain
     assert opt.leak_plain is not None and opt.leak_rails is not None
     assert opt.perplexity_rails is not None and set(opt.baselines) == {"refuse", "system-prompt"}
+    assert opt.empty_rails == 0.0 and opt.loop_rails is not None, "corrupted answers are measured, and never empty"
     assert hp is None or hp.n == 1
     summary = markdown_summary(result)
     assert "| world_facts | retain | 12 |" in summary

@@ -259,3 +259,40 @@ def test_passthrough_mode_hands_the_provider_the_marked_chat(tmp_path, engine):
     other = [{"role": "user", "content": OTHER_QUESTIONS[0]}]
     expected = engine.generate(other, settings=rails.llm.settings.generation()).text
     assert rails.generate(messages=other)["content"] == expected, "passthrough: the plain chat answer"
+
+
+# ---- real chat turns ----------------------------------------------------------------------------
+
+FOUR_TURNS = ["Who is the headmaster of Hogwarts?", "What is the capital of France?",
+              "What house was Harry Potter sorted into?", "Can you name the three primary colours?"]
+
+
+def _converse(rails, turns):
+    history, answers = [], []
+    for text in turns:
+        history.append({"role": "user", "content": text})
+        answer = rails.generate(messages=history)["content"]
+        history.append({"role": "assistant", "content": answer})
+        answers.append(answer)
+    return answers
+
+
+def test_the_model_receives_the_chat_as_messages_not_as_one_transcript(plain, engine):
+    """NeMo's general prompt renders the chat as one "User: ... Assistant: ..." string, which a small model
+    continues instead of answering; the configs send the chat itself, so the answer to the second turn equals
+    the plain chat-template generation of the same two-turn chat."""
+    first = [{"role": "user", "content": OTHER_QUESTIONS[0]}]
+    reply = plain.generate(messages=first)
+    chat = first + [reply, {"role": "user", "content": OTHER_QUESTIONS[1]}]
+    expected = engine.generate(chat, settings=plain.llm.settings.generation()).text
+    assert plain.generate(messages=chat)["content"] == expected
+
+
+def test_the_embedded_default_holds_a_four_turn_conversation_without_repeating_itself(plain):
+    from eco_rails.evaluation.fluency import is_loop, repeated_sentences
+
+    answers = _converse(plain, FOUR_TURNS)
+    assert all(a.strip() for a in answers), answers
+    assert not repeated_sentences(answers), answers
+    assert not any(is_loop(a) for a in answers), answers
+    assert "Paris" in answers[1]

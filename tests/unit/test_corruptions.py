@@ -115,3 +115,19 @@ def test_bad_corruption_settings_name_the_field(value, message):
 
 def test_corruption_accepts_method_shorthand():
     assert CorruptionSpec.parse("flip_sign").method == "flip_sign"
+
+
+def test_noise_keeps_its_direction_across_strengths_so_the_search_sees_a_smooth_objective():
+    import torch
+
+    from eco_rails.engine.corruption.functions import apply_corruption
+    from eco_rails.engine.corruption.spec import corruption_seed
+
+    weak, strong = CorruptionSpec(strength=0.5), CorruptionSpec(strength=2.0)
+    assert corruption_seed("prompt", weak) == corruption_seed("prompt", strong)
+    assert corruption_seed("prompt", weak) != corruption_seed("prompt", CorruptionSpec(strength=0.5, dims=8))
+    assert corruption_seed("prompt", weak) != corruption_seed("other prompt", weak)
+    embeds, mask = torch.randn(5, 16), torch.tensor([False, True, True, True, False])
+    delta_weak = apply_corruption(embeds, mask, weak, corruption_seed("prompt", weak)) - embeds
+    delta_strong = apply_corruption(embeds, mask, strong, corruption_seed("prompt", strong)) - embeds
+    assert torch.allclose(delta_strong, 4 * delta_weak, atol=1e-5)

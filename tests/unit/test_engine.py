@@ -12,3 +12,24 @@ def test_min_new_tokens_above_max_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="min_new_tokens"):
         GenerationSettings.parse({"max_new_tokens": 4, "min_new_tokens": 8})
+
+
+def test_anti_repetition_settings_reach_hugging_face_generate_only_when_set():
+    plain = GenerationSettings().hf_kwargs()
+    assert "repetition_penalty" not in plain and "no_repeat_ngram_size" not in plain
+    tuned = GenerationSettings(repetition_penalty=1.3, no_repeat_ngram_size=4).hf_kwargs()
+    assert tuned["repetition_penalty"] == 1.3 and tuned["no_repeat_ngram_size"] == 4
+
+
+def test_repetition_penalty_below_one_is_refused_naming_the_field():
+    from eco_rails.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="repetition_penalty"):
+        GenerationSettings.parse({"repetition_penalty": 0.5})
+
+
+def test_provider_parameters_carry_anti_repetition_settings_into_every_call():
+    from eco_rails.providers.settings import ProviderSettings
+
+    settings = ProviderSettings.parse({"repetition_penalty": 1.2, "no_repeat_ngram_size": 3}).generation(temperature=0.001)
+    assert (settings.repetition_penalty, settings.no_repeat_ngram_size, settings.greedy) == (1.2, 3, True)

@@ -13,7 +13,7 @@ from eco_rails.engine.corruption.registry import (
     get_corruption_method,
     register_corruption_method,
 )
-from eco_rails.engine.corruption.spec import DEFAULT_NOISE_STRENGTH, CorruptionSpec, DimSelection, seed_from_text
+from eco_rails.engine.corruption.spec import DEFAULT_NOISE_STRENGTH, CorruptionSpec, DimSelection, corruption_seed, seed_from_text
 
 _LAZY = {"apply_corruption", "contiguous_segments", "rand_noise", "zero_out", "flip_sign", "reverse", "shuffle"}
 
@@ -29,5 +29,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_NOISE_STRENGTH", "CorruptionMethod", "CorruptionSpec", "DimSelection", "apply_corruption",
     "contiguous_segments", "corruption_method_names", "get_corruption_method", "register_corruption_method",
+    "corruption_seed",
     "seed_from_text",
 ]

@@ -93,3 +93,11 @@ def seed_from_text(*parts: str) -> int:
     """A stable 63-bit seed from text, identical across processes and machines (unlike ``hash()``)."""
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+def corruption_seed(prompt_text: str, spec: CorruptionSpec) -> int:
+    """The seed of a prompt's corruption: from the prompt and the spec *without* its strength, so the noise of
+    ``rand_noise`` points the same way at every strength and only its size changes. The strength search then
+    sees a smooth objective (a new random direction per strength made the forget metric jump between
+    neighbouring strengths)."""
+    return seed_from_text(prompt_text, spec.model_dump_json(exclude={"strength"}))

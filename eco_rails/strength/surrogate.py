@@ -1,0 +1,94 @@
+"""A surrogate for the retain model: what the model answers about things it has never seen.
+
+ECO chooses the corruption so that the corrupted model's forget-set behaviour matches a model that never
+learned the data. The benchmarks have such a model (TOFU's retain model); a user's policy has none. The
+surrogate builds one from the policy itself: each optimisation question with every key term and entity name
+replaced by an invented one ("Who is Harry Potter's godfather?" -> "Who is Tenvo Kalom's godfather?"). The
+*clean* model's answer probabilities on those questions are what "never heard of it" looks like for this
+model and these question shapes (the answer choices still carry whatever the world gives away).
+
+The corruption is then the weakest one under which the in-scope questions are answered no more confidently
+than the invented ones: matched to the never-seen distribution, not pushed below it (pushing to chance on
+cloze questions is what drove the old search to strengths at which answers loop).
+
+Pure: names come from a seeded generator; nothing here loads a model.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from typing import Iterable, Sequence
+
+__all__ = ["answer_probability", "invented_name", "mean_gap", "substitute_terms"]
+
+_ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "st", "th", "tr")
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
+_CODAS = ("", "", "", "n", "r", "s", "l", "m")
+
+
+def invented_name(rng: random.Random, words: int = 2) -> str:
+    """A pronounceable name no corpus is likely to hold ("Tenvos Kalorn"), from ``rng``."""
+    def word() -> str:
+        return "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+                       for _ in range(2)).capitalize()
+
+    return " ".join(word() for _ in range(words))
+
+
+def _term_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
+    # longest first, so "Harry Potter" wins over "Harry"; word boundaries only where the term starts/ends with a
+    # word character (terms like "Platform 9 3/4" end in one, "Dobby the house-elf" too)
+    parts = []
+    for term in sorted({t.strip() for t in terms if t and t.strip()}, key=len, reverse=True):
+        body = re.escape(term)
+        left = r"(?<!\w)" if term[0].isalnum() else ""
+        right = r"(?!\w)" if term[-1].isalnum() else ""
+        parts.append(left + body + right)
+    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+
+def substitute_terms(question: str, terms: Sequence[str], rng: random.Random,
+                     choices: Sequence[str] = ()) -> tuple[str, list[str]] | None:
+    """``question`` and its ``choices`` with each key term / entity name replaced by an invented name (the same
+    term by the same name throughout the row), or None when the question mentions none (no surrogate then).
+
+    The choices are rewritten only when *every* choice names a term (four houses, four characters): then a
+    model that never saw them has nothing to go on. Otherwise they stay as they are, since mixing invented and
+    real names skews the reference: an invented name among real ones stands out and the model avoids it
+    (measured on the demo's questions: 0.16 probability for the right choice, under the 0.25 of a blind guess),
+    and real choices ("J.K. Rowling", "Unseen University") carry what the world knows about them either way.
+    """
+    pattern = _term_pattern(terms)
+    if pattern is None or not pattern.search(question):
+        return None
+    names: dict[str, str] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(0).lower()
+        if key not in names:
+            names[key] = invented_name(rng, words=min(2, len(match.group(0).split())))
+        return names[key]
+
+    new_question = pattern.sub(replace, question)
+    if choices and all(pattern.search(c) for c in choices):
+        return new_question, [pattern.sub(replace, c) for c in choices]
+    return new_question, list(choices)
+
+
+def answer_probability(normalized_logprobs: Sequence[float], answer: int) -> float:
+    """Probability of the right choice among the choices, from length-normalised log-likelihoods (softmax)."""
+    if not 0 <= answer < len(normalized_logprobs):
+        raise ValueError(f"answer index {answer} outside {len(normalized_logprobs)} choices")
+    top = max(normalized_logprobs)
+    weights = [math.exp(v - top) for v in normalized_logprobs]
+    return weights[answer] / sum(weights)
+
+
+def mean_gap(values: Sequence[float], reference: Sequence[float]) -> float:
+    """``mean(values) - mean(reference)``: > 0 while the corrupted model is more confident than a model that
+    never saw the questions' subjects; the search looks for the weakest corruption that brings it to <= 0."""
+    if not values or not reference:
+        raise ValueError("mean_gap needs two non-empty samples")
+    return sum(values) / len(values) - sum(reference) / len(reference)

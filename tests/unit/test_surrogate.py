@@ -1,0 +1,63 @@
+"""The surrogate reference of the strength search: questions about invented names, built without a model."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from eco_rails.strength.surrogate import answer_probability, invented_name, mean_gap, substitute_terms
+
+TERMS = ["Harry Potter", "Harry", "Hogwarts", "Ron Weasley", "Platform 9 3/4"]
+
+
+def test_every_term_is_replaced_in_question_and_choices_with_one_name_per_term():
+    question, choices = substitute_terms("Which house at Hogwarts is Harry Potter's? hogwarts!", TERMS, random.Random(0),
+                                         ["Ron Weasley", "Hogwarts", "Harry"])
+    assert "Harry" not in question and "Hogwarts" not in question and "hogwarts" not in question
+    school = choices[1]
+    assert question.count(school) == 2, "the same term gets the same invented name throughout the row"
+    assert question.endswith("'s? " + school + "!"), "punctuation and possessives survive"
+    assert len(set(choices)) == 3 and not {"Ron Weasley", "Harry"} & set(choices)
+
+
+def test_choices_are_kept_unless_every_one_names_the_policy():
+    question, choices = substitute_terms("Who wrote the Harry Potter books?", TERMS, random.Random(0), ["J.K. Rowling", "C.S. Lewis"])
+    assert "Harry" not in question and choices == ["J.K. Rowling", "C.S. Lewis"]
+    _, mixed = substitute_terms("What school does Harry attend?", TERMS, random.Random(0), ["Hogwarts", "Unseen University"])
+    assert mixed == ["Hogwarts", "Unseen University"], "an invented name among real ones would stand out"
+
+
+def test_the_longest_term_wins_and_terms_inside_other_words_are_left_alone():
+    question, _ = substitute_terms("Is Harry Potter related to Harrys or Harrison Ford?", TERMS, random.Random(1))
+    assert "Potter" not in question and "Harrys" in question and "Harrison Ford" in question
+
+
+def test_terms_ending_in_symbols_are_matched():
+    question, _ = substitute_terms("Where is Platform 9 3/4 exactly?", TERMS, random.Random(2))
+    assert "9 3/4" not in question
+
+
+def test_a_question_that_names_nothing_has_no_surrogate():
+    assert substitute_terms("What is the capital of France?", TERMS, random.Random(0)) is None
+    assert substitute_terms("Who is Harry?", [], random.Random(0)) is None
+
+
+def test_invented_names_are_seeded_and_vary_between_draws():
+    assert invented_name(random.Random(7)) == invented_name(random.Random(7))
+    draws = {invented_name(random.Random(seed)) for seed in range(20)}
+    assert len(draws) == 20 and all(len(name.split()) == 2 and name.istitle() for name in draws)
+
+
+def test_answer_probability_is_a_softmax_over_choices():
+    assert answer_probability([0.0, 0.0, 0.0, 0.0], 2) == pytest.approx(0.25)
+    assert answer_probability([-1.0, -2.0], 0) == pytest.approx(1 / (1 + pytest.importorskip("math").exp(-1)))
+    with pytest.raises(ValueError, match="outside"):
+        answer_probability([0.0, 0.0], 2)
+
+
+def test_the_gap_is_positive_while_the_model_is_more_confident_than_the_reference():
+    assert mean_gap([0.6, 0.8], [0.3, 0.3]) == pytest.approx(0.4)
+    assert mean_gap([0.2], [0.3, 0.3]) < 0
+    with pytest.raises(ValueError):
+        mean_gap([], [0.3])
