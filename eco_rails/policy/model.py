@@ -215,7 +215,7 @@ def _policy_hint(err: dict) -> str | None:
 
 
 def _policy_error(path: Path, exc: ValidationError) -> ConfigError:
-    return ConfigError(format_validation_error(exc, title=f"Invalid forget policy {path}", hint=_policy_hint))
+    return ConfigError(format_validation_error(exc, title=f"Invalid forget policy {path}", hint=_policy_hint, model=ForgetPolicy))
 
 
 # Fields whose list may instead be a file name, read relative to the policy file.

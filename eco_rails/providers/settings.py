@@ -53,7 +53,8 @@ class ProviderFields(GenerationFields):
             {"max_new_tokens": int(max_new), "min_new_tokens": min(self.min_new_tokens, int(max_new)),
              "temperature": temperature, "top_p": call_params.get("top_p", self.top_p), "stop": stops,
              "seed": call_params.get("seed", self.seed), "repetition_penalty": self.repetition_penalty,
-             "no_repeat_ngram_size": self.no_repeat_ngram_size},
+             "no_repeat_ngram_size": self.no_repeat_ngram_size,
+             "flagged_no_repeat_ngram_size": self.flagged_no_repeat_ngram_size},
             source="call parameters",
         )
 
@@ -72,4 +73,4 @@ class ProviderSettings(ProviderFields):
         try:
             return cls.model_validate(parameters)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, source, hint=method_hint)) from None
+            raise ConfigError(format_validation_error(exc, source, hint=method_hint, model=cls)) from None

@@ -10,7 +10,7 @@ os.environ.setdefault("NEMO_GUARDRAILS_NO_USAGE_STATS", "1")  # offline by defau
 
 import logging
 
-from eco_rails.errors import EcoRailsError
+from eco_rails.errors import ConfigError, EcoRailsError
 from eco_rails.providers.nemo import register_nemo_provider
 from eco_rails.rails.runtime import check_rails_config, resolve_model_paths
 
@@ -23,7 +23,12 @@ def init(app):
     register_nemo_provider()
     resolve_model_paths(app.config)  # adapter paths are relative to the config folder
     runtime = check_rails_config(app.config)
-    try:  # load the classifier now so problems show at start-up; requests fail closed if it stays broken
+    try:  # load the classifier now so problems show at start-up
         runtime.classifier()
+    except ConfigError:
+        # The config itself is wrong (a typo in the policy): refuse to start, with the file, field and fix, rather
+        # than serve refusals whose reason only a log shows.
+        raise
     except EcoRailsError as exc:
+        # The artifact is missing, stale or damaged: serve, but refuse every request (fail closed) until it is re-fitted.
         log.error("eco rail: the classifier cannot be used, every request will be refused until this is fixed: %s", exc)

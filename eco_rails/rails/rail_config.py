@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.json_schema import SkipJsonSchema
 
 from eco_rails.errors import ConfigError
 from eco_rails.validation import format_validation_error
@@ -31,7 +32,7 @@ class EcoRailSettings(BaseModel):
         default="corrupt", description="corrupt (ECO), refuse (classic NeMo block) or log-only (shadow mode).")
     audit_prompts: bool = Field(default=False, description="Include the raw prompt in audit records.")
 
-    config_dir: Path = Field(default=Path("."), exclude=True)
+    config_dir: SkipJsonSchema[Path] = Field(default=Path("."), exclude=True)  # set by the loader, not a user key
 
     @property
     def policy_path(self) -> Path:
@@ -73,7 +74,7 @@ def parse_eco_settings(custom_data: dict[str, Any] | None, config_dir: Path, sou
     try:
         return EcoRailSettings.model_validate({**section, "config_dir": config_dir})
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, "custom_data.eco", title=f"Invalid eco rail settings in {config_dir / source}")) from None
+        raise ConfigError(format_validation_error(exc, "custom_data.eco", title=f"Invalid eco rail settings in {config_dir / source}", model=EcoRailSettings)) from None
 
 
 def load_eco_settings(config_dir: str | Path) -> EcoRailSettings:

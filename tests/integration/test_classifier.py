@@ -186,6 +186,9 @@ def test_cli_fit_and_classify(fitted, tmp_path):
     out = subprocess.run([sys.executable, "-m", "eco_rails.cli", "fit", str(root)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "threshold" in out.stdout and "calibration" in out.stdout and (root / "onnx" / "wizard_school" / "model.onnx").is_file()
+    for noise in ("newly initialized", "torch_dtype", "TracerWarning", "pre-processing before quantization"):
+        assert noise not in out.stderr, f"expected library noise on stderr: {noise}"
+    assert "Advice on the policy" in out.stdout and "examples" in out.stdout, "a thin test policy gets advice"
     out = subprocess.run([sys.executable, "-m", "eco_rails.cli", "classify", "--config", str(root), "Who is Dumbledore?"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "Hogwarts" not in out.stdout and "Dumbledore" in out.stdout and "yes" in out.stdout

@@ -64,8 +64,43 @@ def test_clean_answer_knows_the_fact_and_flagged_answer_does_not(engine):
 def test_flagged_with_zero_strength_equals_clean(engine):
     """The inputs_embeds path is exactly equivalent to the input_ids path when nothing is changed."""
     zero = CorruptionSpec(method="rand_noise", strength=0.0)
-    assert engine.generate(QUESTION, flag=FlagDecision.flag(), corruption=zero, settings=GREEDY).text == \
+    unguarded = GenerationSettings(max_new_tokens=24, flagged_no_repeat_ngram_size=0)
+    assert engine.generate(QUESTION, flag=FlagDecision.flag(), corruption=zero, settings=unguarded).text == \
         engine.generate(QUESTION, settings=GREEDY).text
+
+
+def _answer_ids(engine, chat, flag, settings):
+    prepared = engine.prepare(chat, flag=flag, corruption=CorruptionSpec(strength=0.2), max_new_tokens=settings.max_new_tokens)
+    with torch.inference_mode():
+        out = engine.model.generate(**engine._generate_kwargs(prepared, settings))
+    return prepared, out[0, prepared.input_ids.shape[1]:].tolist()
+
+
+def _ngrams(ids, n=4):
+    return [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
+
+
+def test_a_flagged_answer_neither_loops_nor_copies_an_earlier_answer(engine):
+    earlier = "The original sentence is: the word is a classic example of a linguistic fallacy, the original sentence is."
+    chat = [{"role": "user", "content": "Who is the headmaster of Hogwarts?"}, {"role": "assistant", "content": earlier},
+            {"role": "user", "content": "Which house is the bravest at Hogwarts, and why?"}]
+    flag = FlagDecision.flag(chat[0]["content"], chat[2]["content"])
+    prepared, ids = _answer_ids(engine, chat, flag, GenerationSettings(max_new_tokens=96))
+    grams = _ngrams(ids)
+    assert len(grams) == len(set(grams)), "no 4-gram twice in the answer"
+    history = [t for t, hit in zip(prepared.input_ids[0].tolist(), prepared.corrupted_mask) if hit]
+    assert not set(grams) & set(_ngrams(engine.tokenizer(earlier, add_special_tokens=False)["input_ids"])), \
+        "nothing copied from the earlier answer"
+    assert len(history) > len(engine.tokenizer(chat[2]["content"])["input_ids"]) * 2, "the earlier exchange is corrupted too"
+
+
+def test_the_answer_to_a_flagged_earlier_turn_is_corrupted_with_it_and_nothing_else_is(engine):
+    chat = [{"role": "user", "content": "Who is the headmaster of Hogwarts?"}, {"role": "assistant", "content": "Nobody knows."},
+            {"role": "user", "content": "What is the capital of France?"}]
+    prepared = engine.prepare(chat, flag=FlagDecision.flag(chat[0]["content"]))
+    r = prepared.rendered
+    text = "".join(r.text[s:e] for (s, e), m in zip(r.offsets, prepared.corrupted_mask) if m)
+    assert text == chat[0]["content"] + chat[1]["content"]
 
 
 def test_only_the_flagged_span_embeddings_change(engine):

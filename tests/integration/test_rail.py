@@ -196,6 +196,18 @@ def test_unknown_rail_setting_fails_at_load(tmp_path):
     assert "custom_data.eco.on_flagg" in chain and "Extra inputs are not permitted" in chain
 
 
+def test_a_policy_typo_stops_the_config_at_load_naming_the_file_field_and_fix(tmp_path):
+    """Not a silent "I'm sorry, I can't respond to that." on every request: NeMo's own tools show the reason."""
+    cfg = config_copy(tmp_path)
+    policy = yaml.safe_load((cfg / "policy.yml").read_text())
+    policy["targets"][0]["key_term"] = policy["targets"][0].pop("key_terms")
+    (cfg / "policy.yml").write_text(yaml.safe_dump(policy))
+    with pytest.raises(Exception) as info:
+        rails_for(cfg)
+    chain = f"{info.value} {info.value.__cause__}"
+    assert str(cfg / "policy.yml") in chain and "targets.0.key_term" in chain and "did you mean `key_terms`" in chain
+
+
 def test_main_model_must_be_eco_to_corrupt(tmp_path):
     cfg = config_copy(tmp_path)
     data = yaml.safe_load((cfg / "config.yml").read_text())
@@ -296,3 +308,16 @@ def test_the_embedded_default_holds_a_four_turn_conversation_without_repeating_i
     assert not repeated_sentences(answers), answers
     assert not any(is_loop(a) for a in answers), answers
     assert "Paris" in answers[1]
+
+
+def test_the_harry_potter_rail_holds_a_four_turn_conversation_without_repeating_itself(hp):
+    """Flagged turns are answered from corrupted embeddings; their answers (corrupted with them in later
+    prompts) must not leak into, or be copied by, the general turns between them."""
+    from eco_rails.evaluation.fluency import is_loop, repeated_sentences
+
+    answers = _converse(hp, FOUR_TURNS)
+    assert all(a.strip() and a != REFUSAL for a in answers), answers
+    assert not repeated_sentences(answers), answers
+    assert not any(is_loop(a) for a in answers), answers
+    assert not HP_WORDS.search(answers[0] + answers[2]), answers
+    assert "Paris" in answers[1], answers

@@ -113,3 +113,15 @@ def test_colang2_config_through_the_server(server):
     answer = chat(base, "harry_potter_colang2", [{"role": "user", "content": HP_QUESTIONS[0]}])
     assert answer.strip() and not HP_WORDS.search(answer)
     assert "Paris" in chat(base, "harry_potter_colang2", [{"role": "user", "content": OTHER_QUESTIONS[0]}])
+
+
+def test_a_request_naming_a_model_the_server_cannot_load_is_a_client_error_not_a_500(server):
+    """The request's `model` replaces the config's main model; a name eco cannot load (e.g. an OpenAI model)
+    must be a 4xx, which OpenAI clients do not retry, rather than a 500 they retry three times."""
+    import urllib.error
+
+    base, _ = server
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}], "guardrails": {"config_id": "smollm2_plain"}}
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        _post(base, body)
+    assert caught.value.code == 400

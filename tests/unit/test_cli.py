@@ -39,3 +39,17 @@ def test_benchmark_command_rejects_bad_choices_before_loading_anything(tmp_path)
     assert out.returncode == 1 and "--export-adapter is for tofu" in out.stderr
     out = run_cli("benchmark", "tofu", "--quick", "--data-dir", str(tmp_path), "--json", str(tmp_path / "r.json"))
     assert out.returncode == 1 and "--data-dir" in out.stderr and not (tmp_path / "r.json").exists()
+
+
+def test_fit_says_why_it_does_not_search_the_strength():
+    from eco_rails.cli.policy import _strength_search_skipped
+    from eco_rails.policy import load_policy
+
+    policy = load_policy(REPO / "tests" / "configs" / "wizard_school" / "policy.yml")
+    assert policy.corruption.strength == "auto" and policy.optimization.data
+    assert _strength_search_skipped(policy, skip_optimize=False) is None
+    assert "--skip-optimize" in _strength_search_skipped(policy, skip_optimize=True)
+    no_questions = policy.model_copy(update={"optimization": policy.optimization.model_copy(update={"data": None})})
+    assert "no optimisation questions (optimization.data)" in _strength_search_skipped(no_questions, skip_optimize=False)
+    fixed = policy.model_copy(update={"corruption": policy.corruption.model_copy(update={"strength": 0.3})})
+    assert "fixes corruption.strength at 0.3" in _strength_search_skipped(fixed, skip_optimize=False)

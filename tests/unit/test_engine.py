@@ -33,3 +33,13 @@ def test_provider_parameters_carry_anti_repetition_settings_into_every_call():
 
     settings = ProviderSettings.parse({"repetition_penalty": 1.2, "no_repeat_ngram_size": 3}).generation(temperature=0.001)
     assert (settings.repetition_penalty, settings.no_repeat_ngram_size, settings.greedy) == (1.2, 3, True)
+
+
+def test_flagged_answers_get_the_repetition_guard_by_default_and_it_can_be_turned_off():
+    from eco_rails.engine.generation import FLAGGED_NO_REPEAT_NGRAM
+    from eco_rails.providers.settings import ProviderSettings
+
+    assert GenerationSettings().flagged_no_repeat_ngram_size == FLAGGED_NO_REPEAT_NGRAM >= 2
+    assert "flagged_no_repeat_ngram_size" not in GenerationSettings().hf_kwargs(), "never reaches unflagged generate"
+    off = ProviderSettings.parse({"flagged_no_repeat_ngram_size": 0}).generation()
+    assert off.flagged_no_repeat_ngram_size == 0

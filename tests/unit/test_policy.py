@@ -52,7 +52,7 @@ def test_demo_policy_loads_and_hash_ignores_formatting(tmp_path):
         (lambda d: d["targets"][0].update(examples=["  "]), r"targets\.0\.examples\.0: String should have at least 1 character"),
         (lambda d: d.update(classifier={"target_fpr": 0}), r"classifier\.target_fpr: Input should be greater than 0"),
         (lambda d: d.update(classifier={"target_fpr": 0.6}), r"classifier\.target_fpr: Input should be less than or equal to 0\.5"),
-        (lambda d: d.update(classifer={}), r"classifer: Extra inputs are not permitted.*remove it or check its spelling"),
+        (lambda d: d.update(classifer={}), r"classifer: Extra inputs are not permitted.*did you mean `classifier`\? valid keys here: classifier, "),
         (lambda d: d["targets"][0].update(id="Harry Potter"), r"targets\.0\.id: String should match pattern"),
         (lambda d: d.update(corruption={"strength": -1}), r"corruption\.strength"),
         (lambda d: d.update(corruption={"method": "blur"}), r"corruption\.method"),

@@ -27,3 +27,22 @@ def test_every_file_the_layout_names_exists():
     present = {p.name for p in REPO.rglob("*") if ".venv" not in p.parts and p.is_file()}
     missing = sorted(n for n in named if n not in present)
     assert named and not missing, f"README Layout names files that do not exist: {missing}"
+
+
+def _bash_blocks() -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"```bash\n(.*?)```", text, flags=re.S)
+
+
+def test_every_file_and_config_a_readme_command_names_exists_in_a_clone():
+    """A command that points outside the repository (e.g. at ../shared/) fails for every new user."""
+    named = []
+    for block in _bash_blocks():
+        for flag, value in re.findall(r"(--data|--config)\s+(\S+)", block):
+            path = value.split(":")[0]
+            if "<" in path or path.startswith(("$", "~")):
+                continue
+            named.append(path)
+            assert not path.startswith("../"), f"{flag} {value}: outside the repository"
+            assert (REPO / path).exists(), f"{flag} {value}: no such file or folder in the repository"
+    assert len(named) >= 5, named

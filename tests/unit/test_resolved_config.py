@@ -84,7 +84,7 @@ def test_bad_folders_and_settings_are_clear_errors(tmp_path, config):
         resolve_config(tmp_path)
     text = (config / "config.yml").read_text().replace("policy: policy.yml", "policy: policy.yml\n    on_flg: refuse")
     (config / "config.yml").write_text(text)
-    with pytest.raises(ConfigError, match=r"custom_data\.eco\.on_flg: Extra inputs are not permitted.*remove it"):
+    with pytest.raises(ConfigError, match=r"custom_data\.eco\.on_flg: Extra inputs are not permitted.*did you mean `on_flag`\?"):
         resolve_config(config)
 
 
@@ -97,3 +97,29 @@ def test_the_shipped_manifest_schema_is_current_and_validates_a_manifest(config)
     assert all("description" in field for field in described.values()), "every manifest field has a description"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**manifest, "threshold": "high"}, manifest_json_schema())
+
+
+def test_fitting_a_copied_config_never_overwrites_another_policys_artifact(config):
+    """A copy of a demo config keeps its artifact path: fit must refuse (before any work) rather than replace
+    the other policy's classifier, and say what happened and how to fix it."""
+    from eco_rails.classifier.fit import fit_policy
+    from eco_rails.errors import ArtifactError
+
+    resolved = resolve_config(config)
+    other = manifest_for(resolved, policy_name="harry_potter", policy_version="3")
+    write_text_atomic(resolved.artifact_path / MANIFEST, other.model_dump_json())
+    before = (resolved.artifact_path / MANIFEST).read_bytes()
+    with pytest.raises(ArtifactError) as caught:
+        fit_policy(resolved.policy_path, resolved.artifact_path, fix=str(config))
+    message = str(caught.value)
+    assert "another policy, 'harry_potter'" in message and "'wizard_school'" in message
+    assert "custom_data.eco.artifact" in message and f"eco-rails fit {config} --replace-other-policy" in message
+    assert (resolved.artifact_path / MANIFEST).read_bytes() == before, "the other policy's artifact is untouched"
+
+
+def test_an_older_version_of_the_same_policy_is_not_refused(config):
+    from eco_rails.classifier.artifact import refuse_other_policy
+
+    resolved = resolve_config(config)
+    write_text_atomic(resolved.artifact_path / MANIFEST, manifest_for(resolved, policy_hash="0" * 64, policy_version="0").model_dump_json())
+    refuse_other_policy(resolved.artifact_path, resolved.policy, resolved.policy_path)  # no error: a normal re-fit

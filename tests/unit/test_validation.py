@@ -73,3 +73,36 @@ def test_long_values_are_shortened_and_top_level_errors_are_named():
     assert len(line) < 200 and "x" * 80 in line and "x" * 81 not in line
     top = format_validation_error(errors_of([1]))
     assert top.splitlines()[1].strip().startswith("(top level): Input should be a valid dictionary")
+
+
+def test_an_unknown_key_gets_the_nearest_valid_key_and_the_list_of_valid_ones_at_its_own_depth():
+    text = format_validation_error(errors_of({"name": "x", "inner": {"strength": 1, "strenght": 2}, "items": ["a"],
+                                              "targets": [{"strength": 1, "strengh": 2}], "itemz": []}), model=Outer)
+    assert "inner.strenght: Extra inputs are not permitted (got 2); did you mean `strength`? valid keys here: strength" in text
+    assert "targets.0.strengh: Extra inputs are not permitted (got 2); did you mean `strength`?" in text
+    assert "itemz: Extra inputs are not permitted (got []); did you mean `items`? valid keys here: inner, items, name, targets" in text
+
+
+def test_a_key_like_no_valid_one_lists_the_valid_keys_without_guessing():
+    text = format_validation_error(errors_of({"name": "x", "inner": {"strength": 1}, "items": ["a"], "colour": 1}), model=Outer)
+    assert "colour: Extra inputs are not permitted (got 1); remove it or check its spelling; valid keys here:" in text
+    assert "did you mean" not in text
+
+
+def test_a_typo_in_a_real_policy_and_rail_setting_names_the_intended_key(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from eco_rails.errors import ConfigError
+    from eco_rails.policy import load_policy
+    from eco_rails.rails.rail_config import parse_eco_settings
+
+    data = yaml.safe_load((Path(__file__).parents[1] / "configs" / "wizard_school" / "policy.yml").read_text())
+    data["targets"][0]["key_term"] = data["targets"][0].pop("key_terms", ["Wizard School"])
+    (tmp_path / "policy.yml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"targets\.0\.key_term: .*did you mean `key_terms`\? valid keys here: description, "):
+        load_policy(tmp_path / "policy.yml")
+    with pytest.raises(ConfigError, match=r"custom_data\.eco\.on_flagg: .*did you mean `on_flag`\? valid keys here: artifact, "
+                                          r"audit_prompts, on_flag, policy$"):
+        parse_eco_settings({"eco": {"on_flagg": "refuse"}}, tmp_path)

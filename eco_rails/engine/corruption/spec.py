@@ -81,7 +81,7 @@ class CorruptionSpec(BaseModel):
         try:
             return cls.model_validate(value)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc, source, hint=method_hint)) from None
+            raise ConfigError(format_validation_error(exc, source, hint=method_hint, model=cls)) from None
 
     @property
     def registered(self):

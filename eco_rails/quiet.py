@@ -1,0 +1,47 @@
+"""Silence the library messages a fit always triggers and that ask nothing of the user.
+
+Each one is expected and harmless here: transformers' "Some weights ... are newly initialized" (the
+classification head is new by design, and we train it), its "`torch_dtype` is deprecated" (said by optimum's
+exporter), torch's ``TracerWarning`` during the ONNX trace, and ONNX Runtime's "Please consider to run
+pre-processing before quantization" (advice for CNN image models; dynamic int8 quantisation of a BERT needs
+none). Printed on every fit, they hid what fit had to say. Only these are silenced, and only while the call
+runs; everything else still shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from contextlib import contextmanager
+from typing import Iterator
+
+_ROOT_NOISE = ("Please consider to run pre-processing before quantization",)
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, fragments: tuple[str, ...]) -> None:
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(f in message for f in self.fragments)
+
+
+@contextmanager
+def expected_library_noise() -> Iterator[None]:
+    """A ``with`` block in which the messages listed in this module's docstring are not shown."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    root_filter = _DropMessages(_ROOT_NOISE)
+    logging.getLogger().addFilter(root_filter)
+    hf_logging.set_verbosity_error()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*results are registered as constants in the trace.*")
+            warnings.filterwarnings("ignore", message=r".*Converting a tensor to a Python boolean might cause the trace.*")
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        logging.getLogger().removeFilter(root_filter)

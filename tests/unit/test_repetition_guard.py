@@ -1,0 +1,75 @@
+"""The flagged answers' repetition guard (pure n-gram math) and which text a flagged chat corrupts."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from eco_rails.engine.flags import FlagDecision
+from eco_rails.engine.prompting import RenderedPrompt, flagged_char_spans
+from eco_rails.engine.repetition import RepetitionGuard, banned_next_tokens, ngram_table
+
+
+def test_ngram_table_maps_each_prefix_to_what_followed_and_never_spans_two_sequences():
+    table = ngram_table([[1, 2, 3, 2, 3, 4], [9, 1]], 3)
+    assert table == {(1, 2): {3}, (2, 3): {2, 4}, (3, 2): {3}}
+    assert ngram_table([[3, 4], [9, 1]], 2) == {(3,): {4}, (9,): {1}}, "4 -> 9 would join two answers"
+
+
+def test_a_loop_in_the_answer_is_blocked_at_its_second_turn():
+    answer = [5, 6, 7, 8, 5, 6, 7]  # "The original sentence is: The original sentence"
+    assert banned_next_tokens(answer, 4) == {8}
+    assert banned_next_tokens([5, 6, 7, 8, 5, 6, 9], 4) == set()
+
+
+def test_sentences_of_an_earlier_answer_cannot_be_copied_but_the_first_tokens_are_free():
+    history = ngram_table([[10, 11, 12, 13, 14]], 3)
+    assert banned_next_tokens([10, 11], 3, history) == {12}
+    assert banned_next_tokens([10], 3, history) == set(), "an answer may start the way an earlier one started"
+    assert banned_next_tokens([], 3, history) == set()
+
+
+def test_guard_sets_banned_scores_to_minus_infinity_for_the_generated_part_only():
+    guard = RepetitionGuard(3, history=[[7, 8, 9]])
+    prompt = torch.tensor([[7, 8, 1, 2]])  # the prompt's own n-grams (7, 8 -> 1) are not blocked
+    scores = guard(prompt, torch.zeros(1, 12))
+    assert not torch.isinf(scores).any()
+    scores = guard(torch.tensor([[7, 8, 1, 2, 7, 8]]), torch.zeros(1, 12))
+    assert math.isinf(scores[0, 9].item()) and torch.isinf(scores).sum().item() == 1
+
+
+def test_guard_rejects_an_n_that_blocks_single_tokens():
+    with pytest.raises(ValueError, match="n >= 2"):
+        RepetitionGuard(1)
+
+
+def _rendered(messages: list[dict[str, str]]) -> RenderedPrompt:
+    """A hand-built rendering: each message on its own line, one token per character."""
+    text, spans = "", []
+    for m in messages:
+        text += f"{m['role']}: "
+        spans.append((len(text), len(text) + len(m["content"])))
+        text += m["content"] + "\n"
+    return RenderedPrompt(text, list(range(len(text))), [(i, i + 1) for i in range(len(text))], messages, spans)
+
+
+CHAT = [
+    {"role": "user", "content": "Who is the headmaster of Hogwarts?"},
+    {"role": "assistant", "content": "A classic example of a linguistic fallacy."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+
+
+def test_a_flagged_earlier_message_brings_the_answer_it_got_along():
+    r = _rendered(CHAT)
+    spans = flagged_char_spans(r, FlagDecision.flag(CHAT[0]["content"]))
+    assert [r.text[a:b] for a, b in spans] == [CHAT[0]["content"], CHAT[1]["content"]]
+
+
+def test_a_piece_of_a_message_corrupts_only_that_piece_and_the_latest_message_has_no_answer_yet():
+    r = _rendered(CHAT)
+    assert [r.text[a:b] for a, b in flagged_char_spans(r, FlagDecision.flag("Hogwarts"))] == ["Hogwarts"]
+    assert [r.text[a:b] for a, b in flagged_char_spans(r, FlagDecision.flag())] == [CHAT[2]["content"]]
+    assert [r.text[a:b] for a, b in flagged_char_spans(r, FlagDecision.flag(CHAT[2]["content"]))] == [CHAT[2]["content"]]
