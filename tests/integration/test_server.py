@@ -5,29 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.conftest import REPO
+from tests.integration.loopback import HANG_GUARD_S, free_port, serving
 from tests.integration.test_rail import CONFIGS, HP_QUESTIONS, HP_WORDS, OTHER_QUESTIONS, rails_for
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 # The server tests guard against a real hang (a server that never starts, or a request that never gets an
 # answer, would otherwise hang the suite for ever). The limits are generous so that a loaded machine never
 # fails on them: eight concurrent generations on 2 CPU cores can take minutes.
-HANG_GUARD_S = 1800
 
 
 def _post(base: str, body: dict, timeout: float = HANG_GUARD_S) -> dict:
@@ -39,35 +29,11 @@ def _post(base: str, body: dict, timeout: float = HANG_GUARD_S) -> dict:
 
 @pytest.fixture(scope="module")
 def server(hp_artifact, tmp_path_factory):
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    log = open(log_path, "w")
+    port = free_port()
+    command = [sys.executable, "-m", "nemoguardrails", "server", "--config", str(CONFIGS), "--port", str(port), "--disable-chat-ui"]
     env = {**os.environ, "NEMO_GUARDRAILS_NO_USAGE_STATS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nemoguardrails", "server", "--config", str(CONFIGS), "--port", str(port), "--disable-chat-ui"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=REPO,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + HANG_GUARD_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}/v1/rails/configs", timeout=5) as r:
-                configs = json.loads(r.read())
-            break
-        except OSError:
-            time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail(f"server did not start in {HANG_GUARD_S} s: {log_path.read_text()[-3000:]}")
-    yield base, configs
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with serving(command, port, "/v1/rails/configs", tmp_path_factory.mktemp("server") / "server.log", env=env, cwd=REPO) as running:
+        yield running
 
 
 def chat(base: str, config_id: str, messages: list[dict]) -> str:

@@ -6,19 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.integration.loopback import HANG_GUARD_S, free_port, serving
 from tests.integration.test_rail import HP_WORDS
-from tests.integration.test_server import _free_port
 
-HANG_GUARD_S = 1800  # a hang guard, not a speed target: two turns on a loaded 2-core machine can take minutes
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -26,32 +22,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 @pytest.fixture(scope="module")
 def page_server(hp_artifact, tmp_path_factory):
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("web") / "web.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, "-m", "eco_rails.cli", "web", "--config", "rails_configs/harry_potter", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + HANG_GUARD_S
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"eco-rails web exited: {log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}/api/info", timeout=5) as r:
-                info = json.loads(r.read())
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"eco-rails web did not start in {HANG_GUARD_S} s: {log_path.read_text()[-3000:]}")
-            time.sleep(1)
-    yield base, info
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    port = free_port()
+    command = [sys.executable, "-m", "eco_rails.cli", "web", "--config", "rails_configs/harry_potter", "--port", str(port)]
+    with serving(command, port, "/api/info", tmp_path_factory.mktemp("web") / "web.log", cwd=REPO) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +85,7 @@ def test_a_first_unflagged_turn_is_identical_to_the_plain_model_and_says_so(page
 
 def test_the_turn_api_refuses_a_malformed_request_with_a_4xx(page_server):
     import urllib.error
+    import urllib.request
 
     base, _ = page_server
     request = urllib.request.Request(f"{base}/api/turn", data=json.dumps({"message": ""}).encode(),
