@@ -61,7 +61,7 @@ class ChatSession:
         self.has_rail = uses_eco_rail(config)
         llm = self.rails.llm
         self.engine = getattr(llm, "engine", None)
-        self.settings = llm.settings if hasattr(llm, "settings") else None
+        self.settings = getattr(llm, "settings", None)
 
     def _decide(self, users: list[str]) -> dict[str, Any]:
         """The same decision the rail makes for these user turns, as :class:`TurnReply` fields."""

@@ -49,12 +49,13 @@ class ProviderFields(GenerationFields):
         if call_params.get("temperature") is not None:
             temperature = min(temperature, float(call_params["temperature"])) if temperature > 0 else 0.0
         stops = tuple(dict.fromkeys([*self.stop, *(stop or [])]))
+        # Every decoding field as configured (a field added to GenerationFields reaches each call by itself), then
+        # what this call may change.
+        configured = {name: getattr(self, name) for name in GenerationFields.model_fields}
         return GenerationSettings.parse(
-            {"max_new_tokens": int(max_new), "min_new_tokens": min(self.min_new_tokens, int(max_new)),
+            {**configured, "max_new_tokens": int(max_new), "min_new_tokens": min(self.min_new_tokens, int(max_new)),
              "temperature": temperature, "top_p": call_params.get("top_p", self.top_p), "stop": stops,
-             "seed": call_params.get("seed", self.seed), "repetition_penalty": self.repetition_penalty,
-             "no_repeat_ngram_size": self.no_repeat_ngram_size,
-             "flagged_no_repeat_ngram_size": self.flagged_no_repeat_ngram_size},
+             "seed": call_params.get("seed", self.seed)},
             source="call parameters",
         )
 

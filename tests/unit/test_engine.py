@@ -43,3 +43,15 @@ def test_flagged_answers_get_the_repetition_guard_by_default_and_it_can_be_turne
     assert "flagged_no_repeat_ngram_size" not in GenerationSettings().hf_kwargs(), "never reaches unflagged generate"
     off = ProviderSettings.parse({"flagged_no_repeat_ngram_size": 0}).generation()
     assert off.flagged_no_repeat_ngram_size == 0
+
+
+def test_every_configured_decoding_field_reaches_each_call():
+    """A decoding field declared in GenerationFields must not be dropped between models[].parameters and a call."""
+    from eco_rails.engine.generation import GenerationFields
+    from eco_rails.providers.settings import ProviderSettings
+
+    configured = {"max_new_tokens": 40, "min_new_tokens": 2, "temperature": 0.7, "top_p": 0.9, "stop": ["END"], "seed": 7,
+                  "repetition_penalty": 1.3, "no_repeat_ngram_size": 5, "flagged_no_repeat_ngram_size": 6}
+    assert set(configured) == set(GenerationFields.model_fields), "a new decoding field needs a value here"
+    call = ProviderSettings.parse(configured).generation()
+    assert {name: getattr(call, name) for name in configured} == {**configured, "stop": ("END",)}
