@@ -115,21 +115,21 @@ def _ensure_artifact(config: Path) -> None:
 def corruption_line(resolved) -> str:
     """Which corruption flagged prompts get, and where it comes from (learned and recorded, or the default)."""
     from eco_rails.engine.corruption.spec import DEFAULT_NOISE_STRENGTH
-    from eco_rails.policy.learned import lookup_learned, model_identity
+    from eco_rails.policy.learned import ARTIFACT_DETAIL, model_identity, strength_source
 
     policy = resolved.policy
     method = policy.corruption.method
     if policy.corruption.strength != "auto":
         return f"Corruption: {method}, strength {policy.corruption.strength} (set in {resolved.policy_path.name})."
     main = resolved.main_model
-    lookup = lookup_learned(policy, resolved.policy_path, model_identity(main.model, main.parameters.get("adapter")))
+    artifact_strengths = resolved.manifest().learned_strength if resolved.status() == "ok" else {}
+    lookup = strength_source(policy, resolved.policy_path, model_identity(main.model, main.parameters.get("adapter")),
+                             artifact_strengths, resolved.artifact_path)
     if lookup.status == "learned":
         values = ", ".join(f"{v:.3f}" for v in dict.fromkeys(lookup.strengths.values()))
+        if lookup.detail == ARTIFACT_DETAIL:
+            return f"Corruption: {method}, strength {values}, {ARTIFACT_DETAIL}."
         return f"Corruption: {method}, strength {values}, {lookup.detail}, read from {Path(lookup.path).name}."
-    manifest_strengths = resolved.manifest().learned_strength if resolved.status() == "ok" else {}
-    if manifest_strengths:
-        values = ", ".join(f"{v:.3f}" for v in dict.fromkeys(manifest_strengths.values()))
-        return f"Corruption: {method}, strength {values}, learned into the classifier artifact."
     return (f"Corruption: {method}, DEFAULT strength {DEFAULT_NOISE_STRENGTH} ({Path(lookup.path).name}: {lookup.detail}). "
             f"Learn it with `eco-rails optimize {resolved.config_dir}`.")
 

@@ -29,8 +29,11 @@ from eco_rails.errors import ConfigError
 from eco_rails.policy.model import ForgetPolicy
 from eco_rails.validation import format_validation_error
 
-__all__ = ["LearnedCorruption", "LearnedEntry", "LearnedLookup", "learned_key", "learned_path", "lookup_learned",
-           "model_identity", "new_entry", "read_learned", "write_learned"]
+__all__ = ["ARTIFACT_DETAIL", "LearnedCorruption", "LearnedEntry", "LearnedLookup", "learned_key", "learned_path",
+           "lookup_learned", "model_identity", "new_entry", "read_learned", "strength_source", "write_learned"]
+
+# The detail of a lookup whose strengths come from the classifier artifact rather than the record.
+ARTIFACT_DETAIL = "learned into the classifier artifact"
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -143,3 +146,14 @@ def lookup_learned(policy: ForgetPolicy, policy_path: Path, model: str) -> Learn
                              "optimization data or key terms changed since")
     return LearnedLookup(status="learned", strengths=entry.strengths, path=str(path),
                          detail=f"learned {entry.learned_at} ({entry.objective})")
+
+
+def strength_source(policy: ForgetPolicy, policy_path: Path, model: str, artifact_strengths: dict[str, float],
+                    artifact_dir: Path | str) -> LearnedLookup:
+    """Where ``strength: auto`` comes from, in this order: a fresh entry for ``model`` in the record beside the
+    policy; else the strengths learned into the classifier artifact; else none (the record's lookup says why, and
+    the library default applies). The one rule the rail and ``eco-rails chat`` both follow."""
+    lookup = lookup_learned(policy, policy_path, model)
+    if lookup.status == "learned" or not artifact_strengths:
+        return lookup
+    return LearnedLookup(status="learned", strengths=artifact_strengths, path=str(artifact_dir), detail=ARTIFACT_DETAIL)

@@ -20,7 +20,7 @@ from eco_rails.classifier.runtime import PromptClassifier
 from eco_rails.engine.flags import FlagDecision, RailCorruption
 from eco_rails.errors import ConfigError
 from eco_rails.policy import ForgetPolicy, load_policy
-from eco_rails.policy.learned import LearnedLookup, learned_path, lookup_learned, model_identity
+from eco_rails.policy.learned import LearnedLookup, learned_path, lookup_learned, model_identity, strength_source
 from eco_rails.providers import ECO_ENGINE
 from eco_rails.rails.rail_config import EcoRailSettings, parse_eco_settings
 
@@ -95,12 +95,12 @@ class EcoRailRuntime:
     def _lookup(self, policy: ForgetPolicy, classifier: PromptClassifier) -> LearnedLookup:
         """Where ``strength: auto`` comes from: the record beside the policy, else the artifact manifest, else the
         library default (said once, with the fix)."""
-        lookup = lookup_learned(policy, self.settings.policy_path, self._model())
-        if policy.corruption.strength != "auto" or lookup.status == "learned":
+        if policy.corruption.strength != "auto":
+            return lookup_learned(policy, self.settings.policy_path, self._model())
+        lookup = strength_source(policy, self.settings.policy_path, self._model(), classifier.manifest.learned_strength,
+                                 classifier.artifact_dir)
+        if lookup.status == "learned":
             return lookup
-        if classifier.manifest.learned_strength:
-            return LearnedLookup(status="learned", strengths=classifier.manifest.learned_strength, path=str(classifier.artifact_dir),
-                                 detail="learned into the classifier artifact")
         log.warning("eco rail: %s: %s; flagged prompts use the default strength until you run `eco-rails optimize %s`.",
                     lookup.path, lookup.detail, self.config_dir)
         return lookup

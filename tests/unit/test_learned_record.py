@@ -93,3 +93,17 @@ def test_the_demo_ships_a_fresh_learned_strength_and_the_chat_says_which_it_uses
     (copy / "policy.yml").write_text(yaml.safe_dump(raw, allow_unicode=True))
     line = corruption_line(resolve_config(copy))
     assert "DEFAULT strength 0.5" in line and "eco-rails optimize" in line and "changed" in line
+
+
+def test_the_strength_source_is_the_record_then_the_artifact_then_none(policy_dir):
+    from eco_rails.policy.learned import ARTIFACT_DETAIL, strength_source
+
+    path = policy_dir / "policy.yml"
+    policy = load_policy(path)
+    none = strength_source(policy, path, "smollm2-135m", {}, policy_dir / "onnx")
+    assert none.status == "missing"
+    artifact = strength_source(policy, path, "smollm2-135m", {"wizard-school": 0.2}, policy_dir / "onnx")
+    assert (artifact.status, artifact.strengths, artifact.detail) == ("learned", {"wizard-school": 0.2}, ARTIFACT_DETAIL)
+    _record(policy_dir, strength=0.7)
+    record = strength_source(policy, path, "smollm2-135m", {"wizard-school": 0.2}, policy_dir / "onnx")
+    assert record.strengths == {"wizard-school": 0.7} and record.path.endswith("policy.learned.json"), "the record wins"
