@@ -99,6 +99,12 @@ class GenerationSettings(GenerationFields):
         except ValidationError as exc:
             raise ConfigError(format_validation_error(exc, source, model=cls)) from None
 
+    @classmethod
+    def from_parameters(cls, parameters: dict[str, Any], *, source: str, **overrides: Any) -> GenerationSettings:
+        """The decoding settings a config's ``models[].parameters`` declare (its other keys, such as ``corruption``
+        or ``device``, left out), with ``overrides`` on top; :class:`ConfigError` names ``source`` and the field."""
+        return cls.parse({**{k: v for k, v in parameters.items() if k in cls.model_fields}, **overrides}, source=source)
+
     def hf_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``model.generate`` that express these settings."""
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}

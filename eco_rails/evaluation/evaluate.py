@@ -139,9 +139,8 @@ def evaluate(
     if engine is None:
         engine = resolved.engine()
     # the config's own decoding settings (a repetition penalty, n-gram blocking), on the plain and the rails path alike
-    configured = {k: v for k, v in resolved.main_model.parameters.items() if k in GenerationSettings.model_fields}
-    gen = GenerationSettings.parse({**configured, "max_new_tokens": max_new_tokens, "temperature": 0.0, "stop": ()},
-                                   source=f"{config_dir}: models[].parameters")
+    gen = GenerationSettings.from_parameters(resolved.main_model.parameters, source=f"{config_dir}: models[].parameters",
+                                             max_new_tokens=max_new_tokens, temperature=0.0, stop=())
     system_prompt = system_prompt_for(policy)
     on_flag = settings.on_flag
 

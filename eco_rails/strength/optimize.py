@@ -195,11 +195,10 @@ def optimize_strength(config_dir: Path, *, progress: ProgressSink | None = None,
             seed_strengths=[run[0].strength for run in runs],
             seed_reference_probability=[statistics.fmean(run[1]) for run in runs],
         )
-    settings = resolved.main_model.parameters
     from eco_rails.engine.generation import GenerationSettings
 
-    decoding = GenerationSettings.parse({k: v for k, v in settings.items() if k in GenerationSettings.model_fields},
-                                        source="models[].parameters").model_copy(update={"max_new_tokens": 64})
+    decoding = GenerationSettings.from_parameters(resolved.main_model.parameters, source="models[].parameters").model_copy(
+        update={"max_new_tokens": 64})
     spec = policy.corruption.spec(learned_strength=strength)
     fluency = fluency_check(engine, rows[: opt.fluency_prompts], spec, whole, decoding) if opt.fluency_prompts else {}
     report.update(

@@ -55,3 +55,13 @@ def test_every_configured_decoding_field_reaches_each_call():
     assert set(configured) == set(GenerationFields.model_fields), "a new decoding field needs a value here"
     call = ProviderSettings.parse(configured).generation()
     assert {name: getattr(call, name) for name in configured} == {**configured, "stop": ("END",)}
+
+
+def test_a_configs_decoding_settings_leave_its_other_provider_keys_out_and_take_overrides():
+    from eco_rails.errors import ConfigError
+
+    params = {"max_new_tokens": 128, "repetition_penalty": 1.2, "corruption": {"method": "rand_noise"}, "device": "cpu"}
+    gen = GenerationSettings.from_parameters(params, source="cfg: models[].parameters", max_new_tokens=16, stop=())
+    assert (gen.max_new_tokens, gen.repetition_penalty, gen.stop) == (16, 1.2, ())
+    with pytest.raises(ConfigError, match=r"cfg: models\[\]\.parameters"):
+        GenerationSettings.from_parameters({"top_p": 2.0}, source="cfg: models[].parameters")
