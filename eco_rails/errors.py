@@ -45,3 +45,11 @@ class ClassifierInputError(EcoRailsError, ValueError):
 
 class ClassifierRuntimeError(EcoRailsError):
     """ONNX Runtime failed while scoring; the caller must not treat the prompt as clean."""
+
+
+class BackendError(EcoRailsError, RuntimeError):
+    """A remote generation backend (a vLLM server) failed a request: an HTTP error, a timeout, or no server.
+
+    The request fails with it; nothing falls back to another model, so a flagged prompt is never answered
+    uncorrupted because the backend was down.
+    """

@@ -6,7 +6,7 @@ imports torch or NeMo Guardrails at import time, so ``eco-rails --help`` stays f
 
 # Importing the command modules registers their commands; this order is the order of `eco-rails --help`.
 # isort: off
-from eco_rails.cli import chat, web, policy, evaluate, benchmark, bench, unlearn  # noqa: F401
+from eco_rails.cli import chat, web, policy, evaluate, benchmark, bench, unlearn, vllm  # noqa: F401
 # isort: on
 from eco_rails.cli.app import app
 

@@ -69,6 +69,35 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# The tokenizer class that loads tokenizer.json as it is, under transformers 4.x and 5.x.
+PORTABLE_TOKENIZER_CLASS = "PreTrainedTokenizerFast"
+
+
+def make_tokenizer_portable(model_dir: Path) -> None:
+    """Rewrite ``tokenizer_config.json`` in ``model_dir`` so any transformers version reads ``tokenizer.json``
+    verbatim, and its ``eos_token`` is the one the generation config stops on."""
+    import json
+
+    config_path = model_dir / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
+    generation = model_dir / "generation_config.json"
+    tokenizer_json = model_dir / "tokenizer.json"
+    if generation.is_file() and tokenizer_json.is_file():
+        eos = json.loads(generation.read_text()).get("eos_token_id")
+        eos_id = eos[0] if isinstance(eos, list) and eos else eos
+        added = {t["id"]: t["content"] for t in json.loads(tokenizer_json.read_text()).get("added_tokens", [])}
+        if isinstance(eos_id, int) and eos_id in added:
+            config["eos_token"] = added[eos_id]
+            config.pop("eos_token_id", None)
+            special = model_dir / "special_tokens_map.json"
+            if special.is_file():
+                tokens = json.loads(special.read_text())
+                tokens["eos_token"] = added[eos_id]
+                special.write_text(json.dumps(tokens, indent=2))
+    config_path.write_text(json.dumps(config, indent=2))
+
+
 def converted_gguf_dir(gguf_path: Path) -> Path:
     """Return a cached safetensors directory for ``gguf_path``, converting it first if needed.
 
@@ -97,6 +126,7 @@ def converted_gguf_dir(gguf_path: Path) -> Path:
             model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
+            make_tokenizer_portable(tmp)
             if target.exists():
                 shutil.rmtree(target)
             os.replace(tmp, target)

@@ -18,8 +18,9 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from eco_rails.engine.corruption.spec import method_hint
-from eco_rails.engine.generation import EcoEngine, GenerationResult, StreamUsage, get_engine
+from eco_rails.engine.generation import EcoEngine, GenerationResult, StreamUsage
 from eco_rails.engine.model_store import EMBEDDED_MODEL
+from eco_rails.engine.vllm_backend import VllmEngine
 from eco_rails.errors import ConfigError
 from eco_rails.providers.request import EngineRequest, resolve_request
 from eco_rails.providers.settings import ProviderFields
@@ -63,7 +64,7 @@ class EcoChatModel(BaseChatModel, ProviderFields):
     model: str = Field(default=EMBEDDED_MODEL, description="embedded alias, local HF model directory, or .gguf file")
     flag_decider: Optional[Any] = Field(default=None, exclude=True, description="object with decide(messages) -> FlagDecision")
 
-    _engine: EcoEngine = PrivateAttr()
+    _engine: EcoEngine | VllmEngine = PrivateAttr()
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -73,7 +74,7 @@ class EcoChatModel(BaseChatModel, ProviderFields):
 
     @model_validator(mode="after")
     def _load(self) -> EcoChatModel:
-        self._engine = get_engine(self.model, device=self.device, dtype=self.dtype, adapter=self.adapter)
+        self._engine = self.build_engine(self.model)
         return self
 
     @property
@@ -85,7 +86,7 @@ class EcoChatModel(BaseChatModel, ProviderFields):
         return {"model": self.model, "corruption": self.corruption.model_dump(), "max_new_tokens": self.max_new_tokens}
 
     @property
-    def engine(self) -> EcoEngine:
+    def engine(self) -> EcoEngine | VllmEngine:
         return self._engine
 
     def _get_ls_params(self, stop: Optional[list[str]] = None, **kwargs: Any) -> LangSmithParams:

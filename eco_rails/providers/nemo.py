@@ -12,9 +12,10 @@ import logging
 from typing import Any, AsyncIterator, Optional, Sequence, Union
 
 from eco_rails.engine.flags import FlagDecider
-from eco_rails.engine.generation import EcoEngine, GenerationResult, get_engine
+from eco_rails.engine.generation import EcoEngine, GenerationResult
 from eco_rails.engine.model_store import EMBEDDED_MODEL
 from eco_rails.engine.prompting import normalize_messages
+from eco_rails.engine.vllm_backend import VllmEngine
 from eco_rails.providers import ECO_ENGINE
 from eco_rails.providers.request import EngineRequest, resolve_request
 from eco_rails.providers.settings import ProviderSettings
@@ -40,8 +41,7 @@ class EcoLLM:
     def __init__(self, model: str = EMBEDDED_MODEL, *, flag_decider: FlagDecider | None = None, **parameters: Any) -> None:
         self.settings = ProviderSettings.parse(parameters)
         self._model_ref = model or EMBEDDED_MODEL
-        self.engine: EcoEngine = get_engine(
-            self._model_ref, device=self.settings.device, dtype=self.settings.dtype, adapter=self.settings.adapter)
+        self.engine: EcoEngine | VllmEngine = self.settings.build_engine(self._model_ref)
         self.flag_decider = flag_decider
 
     # ---- LLMModel protocol properties ---------------------------------------------------------
@@ -55,7 +55,7 @@ class EcoLLM:
 
     @property
     def provider_url(self) -> Optional[str]:
-        return None
+        return self.settings.vllm.url if self.settings.vllm is not None else None
 
     # ---- helpers ------------------------------------------------------------------------------
     def _request(self, prompt: Union[str, Sequence[Any]], stop: Optional[list[str]], kwargs: dict[str, Any]) -> EngineRequest:

@@ -8,12 +8,13 @@ template, system prompt). :class:`ProviderSettings` is the strict form for ``mod
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from eco_rails.engine.corruption.spec import CorruptionSpec, method_hint
 from eco_rails.engine.generation import GenerationFields, GenerationSettings
+from eco_rails.engine.vllm_backend import VllmSettings
 from eco_rails.errors import ConfigError
 from eco_rails.validation import format_validation_error
 
@@ -30,6 +31,35 @@ class ProviderFields(GenerationFields):
     corruption: CorruptionSpec = Field(default_factory=CorruptionSpec, description="how flagged tokens are corrupted")
     chat_template: bool = Field(default=True, description="wrap string prompts in the model's chat template")
     system_prompt: str | None = Field(default=None, description="prepended unless the chat has a system message")
+    backend: Literal["local", "vllm"] = Field(
+        default="local", description="local: the model runs in this process; vllm: a vLLM server runs it (set `vllm`)")
+    vllm: VllmSettings | None = Field(default=None, description="the vLLM server, with backend: vllm (url, served_model, "
+                                      "api_key_env, timeout_s)")
+
+    @model_validator(mode="after")
+    def _backend_settings(self) -> Any:
+        if self.backend == "vllm" and self.vllm is None:
+            raise ValueError("backend: vllm needs the server: add `vllm: {url: http://HOST:PORT}` beside it")
+        if self.backend == "local" and self.vllm is not None:
+            raise ValueError("`vllm` settings are given but backend is local; add `backend: vllm` to use the server")
+        if self.backend == "vllm" and self.adapter:
+            raise ValueError("adapter is not supported with backend: vllm (serve the merged model, or the adapter "
+                             "with vLLM's own --lora-modules, and point `model` at the merged directory)")
+        if self.backend == "vllm" and self.no_repeat_ngram_size:
+            raise ValueError("no_repeat_ngram_size is not supported with backend: vllm (vLLM has no such sampling "
+                             "parameter); use repetition_penalty")
+        return self
+
+    def build_engine(self, model: str) -> Any:
+        """The engine these settings describe: the shared in-process engine, or a vLLM server's client."""
+        if self.backend == "vllm":
+            from eco_rails.engine.vllm_backend import get_vllm_engine
+
+            assert self.vllm is not None
+            return get_vllm_engine(model, self.vllm)
+        from eco_rails.engine.generation import get_engine
+
+        return get_engine(model, device=self.device, dtype=self.dtype, adapter=self.adapter)
 
     @field_validator("corruption", mode="before")
     @classmethod

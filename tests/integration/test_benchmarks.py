@@ -92,23 +92,26 @@ def test_benchmark_rails_config_answers_like_the_benchmark_scored(tofu_report, f
 def test_knowundo_quick_reports_unlearn_and_retention_success(tmp_path):
     from eco_rails.benchmarks.knowundo import KnowUnDoOptions, run_knowundo
 
-    report = run_knowundo(KnowUnDoOptions(preset="quick", work_dir=tmp_path, device="cpu"))
+    # ga, gd and npo run the same weight-method path as memflex here (and each is trained in test_unlearn.py): left
+    # out to keep CI under its time budget.
+    chosen = ("target", "eco", "refuse", "system-prompt", "memflex", "memflex+eco")
+    report = run_knowundo(KnowUnDoOptions(preset="quick", work_dir=tmp_path, device="cpu", methods=chosen))
     methods = report["methods"]
     assert "retain" not in methods  # KnowUnDo has no retain model
-    assert set(methods) == {"target", "eco", "refuse", "system-prompt", "memflex", "ga", "gd", "npo", "memflex+eco"}
+    assert set(methods) == set(chosen)
     for m in methods.values():
         assert 0.0 <= m["unlearn_success"] <= 100.0 and 0.0 <= m["retention_success"] <= 100.0
     # Weight methods carry their cost against ECO's fit; MemFlex trains a strict subset of the LoRA tensors.
     eco_seconds = methods["eco"]["cost"]["seconds"]
     assert eco_seconds > 0
-    for name in ("memflex", "ga", "gd", "npo"):
+    for name in ("memflex",):
         cost = methods[name]["cost"]
         assert cost["optimizer_steps"] >= 1 and cost["backward_rows"] >= 40
         assert cost["seconds_vs_eco_fit"] == pytest.approx(cost["seconds"] / eco_seconds)
     assert 0.0 < methods["memflex"]["localisation"]["selected_fraction"] < 1.0
     assert methods["memflex+eco"]["cost"]["seconds"] == pytest.approx(methods["memflex"]["cost"]["seconds"] + eco_seconds)
     # Unlearning moved the weights: the unlearned models answer the unlearn questions differently from the target.
-    assert any(methods[n]["unlearn_perplexity"] != methods["target"]["unlearn_perplexity"] for n in ("memflex", "ga", "gd", "npo"))
+    assert methods["memflex"]["unlearn_perplexity"] != methods["target"]["unlearn_perplexity"]
     target, refuse = methods["target"], methods["refuse"]
     # Refusing flagged questions can only raise unlearn success (their answer tokens are never produced).
     assert refuse["unlearn_success"] >= target["unlearn_success"]
