@@ -23,7 +23,7 @@ def test_every_package_folder_is_in_the_layout():
 
 def test_every_file_the_layout_names_exists():
     block = layout_block()
-    named = set(re.findall(r"\b([\w.]+\.(?:py|co|sh))\b", block))
+    named = set(re.findall(r"(?<![\w.-])([\w.-]+\.(?:py|co|sh))\b", block))
     present = {p.name for p in REPO.rglob("*") if ".venv" not in p.parts and p.is_file()}
     missing = sorted(n for n in named if n not in present)
     assert named and not missing, f"README Layout names files that do not exist: {missing}"
