@@ -78,9 +78,17 @@ def make_tokenizer_portable(model_dir: Path) -> None:
     verbatim, and its ``eos_token`` is the one the generation config stops on."""
     import json
 
+    from transformers import AutoTokenizer
+
     config_path = model_dir / "tokenizer_config.json"
     config = json.loads(config_path.read_text())
+    # The declared class's defaults that the generic class does not share (LlamaTokenizerFast pads on the left).
+    declared = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    config.setdefault("padding_side", declared.padding_side)
+    config.setdefault("truncation_side", declared.truncation_side)
     config["tokenizer_class"] = PORTABLE_TOKENIZER_CLASS
+    # The generic class returns token_type_ids unless told otherwise, and a causal LM's generate() rejects them.
+    config["model_input_names"] = ["input_ids", "attention_mask"]
     generation = model_dir / "generation_config.json"
     tokenizer_json = model_dir / "tokenizer.json"
     if generation.is_file() and tokenizer_json.is_file():
@@ -98,6 +106,15 @@ def make_tokenizer_portable(model_dir: Path) -> None:
     config_path.write_text(json.dumps(config, indent=2))
 
 
+def _is_portable(model_dir: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((model_dir / "tokenizer_config.json").read_text()).get("tokenizer_class") == PORTABLE_TOKENIZER_CLASS
+    except (OSError, ValueError):
+        return False
+
+
 def converted_gguf_dir(gguf_path: Path) -> Path:
     """Return a cached safetensors directory for ``gguf_path``, converting it first if needed.
 
@@ -108,10 +125,12 @@ def converted_gguf_dir(gguf_path: Path) -> Path:
     gguf_path = gguf_path.resolve()
     key = file_sha256(gguf_path)[:16]
     target = cache_root() / "models" / f"{gguf_path.stem}-{key}"
-    if (target / "config.json").is_file():
+    if (target / "config.json").is_file() and _is_portable(target):
         return target
     with _file_lock(target.with_suffix(".lock")):
         if (target / "config.json").is_file():  # another process finished while we waited
+            if not _is_portable(target):  # converted by an older eco-rails: upgrade its tokenizer declaration
+                make_tokenizer_portable(target)
             return target
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -75,3 +75,36 @@ def test_other_model_families_load_from_a_local_directory(tmp_path, engine, fami
     assert clean.text == small.tokenizer.decode(plain[0, ids.shape[1]:], skip_special_tokens=True)
     prepared = small.prepare("Hello there", flag=FlagDecision.flag())
     assert prepared.corrupted_tokens == 2  # "Hello", " there"
+
+
+def test_a_tokenizer_made_portable_reads_tokenizer_json_as_the_declared_class_did(tmp_path):
+    """The conversion (and export-vllm) declare PreTrainedTokenizerFast, which transformers 4 and 5 (vLLM's) read
+    verbatim; it must tokenize, pad and decode exactly as the GGUF's declared LlamaTokenizerFast did here."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from eco_rails.engine.model_store import make_tokenizer_portable
+
+    source = resolve_model_dir("smollm2-135m")
+    copy = tmp_path / "tok"
+    copy.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"):
+        if (source / name).is_file():
+            shutil.copy(source / name, copy / name)
+    config = json.loads((copy / "tokenizer_config.json").read_text())
+    config["tokenizer_class"] = "LlamaTokenizerFast"  # what the GGUF declares
+    config.pop("model_input_names", None), config.pop("padding_side", None)
+    (copy / "tokenizer_config.json").write_text(json.dumps(config))
+    declared = AutoTokenizer.from_pretrained(copy)
+    make_tokenizer_portable(copy)
+    portable = AutoTokenizer.from_pretrained(copy)
+    assert type(portable).__name__ == "PreTrainedTokenizerFast"
+    texts = ["Who is the headmaster of Hogwarts?", " leading space", "Ünïcödé 日本語", "a\n\n b\tc", "<|im_start|>user\nhi<|im_end|>"]
+    for text in texts:
+        assert portable(text, return_offsets_mapping=True)["offset_mapping"] == declared(text, return_offsets_mapping=True)["offset_mapping"]
+        assert portable(text)["input_ids"] == declared(text)["input_ids"]
+        assert portable.decode(portable(text)["input_ids"]) == declared.decode(declared(text)["input_ids"])
+    assert set(portable("hi")) == {"input_ids", "attention_mask"}  # generate() rejects token_type_ids
+    assert portable.padding_side == declared.padding_side == "left"
+    assert portable.eos_token == "<|im_end|>"  # what the generation config stops on
