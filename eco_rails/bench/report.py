@@ -12,7 +12,8 @@ from eco_rails.bench.stats import Summary
 class Ratios(BaseModel):
     """The headline ratios. Higher is better, except ``rail_overhead`` (extra wall time, a fraction).
 
-    A ratio is ``null`` only when its section was left out with ``--only``.
+    A ratio is ``null`` only when its section was left out with ``--only`` (or, for the vllm one, when no
+    ``--vllm-url`` was given).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -21,6 +22,7 @@ class Ratios(BaseModel):
     rail_overhead: Optional[float]
     corrupted_vs_clean_tokens_per_s: Optional[float]
     provider_vs_hf_generate_tokens_per_s: Optional[float]
+    vllm_corrupted_vs_clean_tokens_per_s: Optional[float] = None
 
 
 class Target(BaseModel):
@@ -58,6 +60,7 @@ TARGETS: list[tuple[str, str, float, str]] = [
     ("ratios.corrupted_vs_clean_tokens_per_s", ">=", 0.98, "corrupted / clean tokens/s"),
     ("ratios.provider_vs_hf_generate_tokens_per_s", ">=", 0.95, "provider / HF generate tokens/s"),
     ("fit.wall_s", "<=", 300.0, "`eco-rails fit` wall time (s)"),
+    ("ratios.vllm_corrupted_vs_clean_tokens_per_s", ">=", 0.95, "vllm backend: corrupted / clean tokens/s (8 in flight)"),
 ]
 
 

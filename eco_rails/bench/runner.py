@@ -18,14 +18,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from eco_rails.atomic import atomic_directory
 from eco_rails.bench.report import BenchReport, Ratios, evaluate_targets
 from eco_rails.bench.stats import Summary, summarize
+from eco_rails.engine.model_store import resolve_model_dir
 from eco_rails.errors import ConfigError
 from eco_rails.progress import ProgressSink, SilentProgress
 from eco_rails.rails.resolved import resolve_config
 from eco_rails.versions import package_versions
 
-SECTIONS = ("fit", "classifier", "rail", "provider", "cold-start")
+SECTIONS = ("fit", "classifier", "rail", "provider", "cold-start", "vllm")
 _QUICK_SIZES = dict(classifier_prompts=8, classifier_rounds=1, rail_prompts=2, rail_rounds=1, rail_new_tokens=4,
-                    provider_prompts=1, provider_rounds=1, provider_new_tokens=4, cold_start_repeats=1)
+                    provider_prompts=1, provider_rounds=1, provider_new_tokens=4, cold_start_repeats=1,
+                    vllm_levels=(1, 2), vllm_rounds=1, vllm_new_tokens=4)
 
 
 class BenchOptions(BaseModel):
@@ -50,15 +52,26 @@ class BenchOptions(BaseModel):
     provider_rounds: int = Field(default=3, ge=1)
     provider_new_tokens: int = Field(default=64, ge=1)
     cold_start_repeats: int = Field(default=3, ge=1)
+    # The vllm section: a running server (its URL) and the model folder it serves (tokenizer and embeddings).
+    vllm_url: Optional[str] = None
+    vllm_model: Optional[Path] = None
+    vllm_levels: tuple[int, ...] = (1, 8, 32)
+    vllm_rounds: int = Field(default=2, ge=1)
+    vllm_new_tokens: int = Field(default=32, ge=1)
 
     @classmethod
     def build(cls, *, sections: Optional[list[str]] = None, quick: bool = False, **values: object) -> BenchOptions:
         """Options from CLI values (``None`` means default). ``--quick`` shrinks every section to a smoke run
         and, unless sections are named, leaves out the multi-minute fit."""
-        chosen = tuple(sections) if sections else tuple(s for s in SECTIONS if not (quick and s == "fit"))
+        has_server = values.get("vllm_url") is not None
+        chosen = tuple(sections) if sections else tuple(
+            s for s in SECTIONS if not (quick and s == "fit") and not (s == "vllm" and not has_server))
         unknown = [s for s in chosen if s not in SECTIONS]
         if unknown:
             raise ConfigError(f"--only: unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}.")
+        if "vllm" in chosen and not has_server:
+            raise ConfigError("the vllm section needs a running server: pass --vllm-url http://HOST:PORT (and --vllm-model, "
+                              "the folder it serves; README: Deployment on vLLM).")
         given = {k: v for k, v in values.items() if v is not None}
         return cls(quick=quick, sections=chosen, **{**given, **(_QUICK_SIZES if quick else {})})
 
@@ -223,6 +236,23 @@ def run_bench(options: BenchOptions, *, command: str, progress: ProgressSink | N
                 measurements.update(bench_cold_start(options.model, device=options.device, dtype=options.dtype,
                                                      repeats=options.cold_start_repeats,
                                                      progress=sink.task("cold start", options.cold_start_repeats)))
+        if "vllm" in options.sections:
+            from eco_rails import get_engine
+            from eco_rails.bench.vllm_bench import bench_vllm
+            from eco_rails.engine.vllm_backend import VllmEngine, VllmSettings
+
+            assert options.vllm_url is not None
+            served_dir = options.vllm_model or resolve_model_dir(options.model)
+            remote = VllmEngine(served_dir, VllmSettings(url=options.vllm_url), name=f"vllm@{options.vllm_url}")
+            local = get_engine(options.model, device=options.device, dtype=options.dtype)
+            found, ratio = bench_vllm(remote, local, _take(inside or _DEFAULT_QUESTIONS, 8), levels=options.vllm_levels,
+                                      rounds=options.vllm_rounds, new_tokens=options.vllm_new_tokens,
+                                      progress=sink.task("vllm", options.vllm_rounds * len(options.vllm_levels)))
+            measurements.update(found)
+            ratios["vllm_corrupted_vs_clean_tokens_per_s"] = ratio
+            settings["vllm_served_model"] = remote.served_model()
+            add_note(f"vllm: the backend against {options.vllm_url} vs the in-process engine on this machine, half of each "
+                     f"level's requests flagged, every answer {options.vllm_new_tokens} tokens; c = requests in flight.")
     report = BenchReport(
         eco_rails_version=__version__, created_at=datetime.now(UTC).isoformat(timespec="seconds"), command=command,
         quick=options.quick, sections=list(options.sections), machine=_machine(options.device), versions=_versions(),

@@ -183,6 +183,14 @@ class _QueueStreamer:
         self.tokens.put(None)
 
 
+def check_context(prompt_tokens: int, max_new_tokens: int, context_window: int | None) -> None:
+    """Raise :class:`PromptError` when the prompt plus the answer cannot fit the model's context window."""
+    if context_window and prompt_tokens + max_new_tokens > context_window:
+        raise PromptError(
+            f"The prompt has {prompt_tokens} tokens and max_new_tokens is {max_new_tokens}, but the model's context "
+            f"window is {context_window} tokens. Shorten the prompt (e.g. drop old turns) or lower max_new_tokens.")
+
+
 def _cut_at_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     positions = [text.find(s) for s in stops if s]
     positions = [p for p in positions if p >= 0]
@@ -230,11 +238,7 @@ class EcoEngine:
     ) -> PreparedPrompt:
         rendered = self.render(prompt, use_chat_template=use_chat_template, system_prompt=system_prompt)
         n_tokens = len(rendered.input_ids)
-        if self.context_window and n_tokens + max_new_tokens > self.context_window:
-            raise PromptError(
-                f"The prompt has {n_tokens} tokens and max_new_tokens is {max_new_tokens}, but the model's context "
-                f"window is {self.context_window} tokens. Shorten the prompt (e.g. drop old turns) or lower max_new_tokens."
-            )
+        check_context(n_tokens, max_new_tokens, self.context_window)
         input_ids = torch.tensor([rendered.input_ids], dtype=torch.long, device=self.device)
         if flag is None or not flag.flagged:
             return PreparedPrompt(rendered, input_ids, None, [False] * n_tokens)

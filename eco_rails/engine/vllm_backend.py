@@ -46,9 +46,9 @@ from eco_rails.engine.corruption import CorruptionSpec, corruption_seed
 from eco_rails.engine.corruption.functions import apply_corruption
 from eco_rails.engine.embedding_table import EmbeddingTable
 from eco_rails.engine.flags import FlagDecision
-from eco_rails.engine.generation import FLAGGED_MIN_NEW_TOKENS, GenerationResult, GenerationSettings, StreamUsage
+from eco_rails.engine.generation import FLAGGED_MIN_NEW_TOKENS, GenerationResult, GenerationSettings, StreamUsage, check_context
 from eco_rails.engine.prompting import RenderedPrompt, flagged_char_spans, render_prompt
-from eco_rails.errors import BackendError, ConfigError, ModelLoadError, PromptError
+from eco_rails.errors import BackendError, ConfigError, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -282,11 +282,7 @@ class VllmEngine:
         """The request :meth:`generate` would send (for inspection and tests)."""
         settings = settings or GenerationSettings()
         rendered = self.render(prompt, use_chat_template=use_chat_template, system_prompt=system_prompt)
-        n_tokens = len(rendered.input_ids)
-        if self.context_window and n_tokens + settings.max_new_tokens > self.context_window:
-            raise PromptError(
-                f"The prompt has {n_tokens} tokens and max_new_tokens is {settings.max_new_tokens}, but the model's context "
-                f"window is {self.context_window} tokens. Shorten the prompt (e.g. drop old turns) or lower max_new_tokens.")
+        check_context(len(rendered.input_ids), settings.max_new_tokens, self.context_window)
         chat = use_chat_template and bool(getattr(self.tokenizer, "chat_template", None))
         return build_request(rendered, self.table, model=self.served_model(), flag=flag, corruption=corruption,
                              settings=settings, chat=chat)

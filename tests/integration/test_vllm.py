@@ -288,3 +288,37 @@ def test_vllm_nemo_server_under_load_answers_every_request_without_cross_talk(vl
         if text in distinct:
             other = "plain" if config_id == "hp" else "hp"
             assert shared(answer, serial[(config_id, text)]) > shared(answer, serial[(other, text)]), (config_id, text, answer)
+
+
+def test_vllm_bench_section_compares_the_backend_with_the_in_process_engine(vllm_server, tmp_path):
+    import subprocess
+
+    from eco_rails.bench import BenchReport
+
+    base, model_dir = vllm_server
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "eco_rails.cli", "bench", "--quick", "--only", "vllm", "--vllm-url", base,
+                          "--vllm-model", str(model_dir), "--json", str(out)], capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = BenchReport.model_validate_json(out.read_text())
+    assert report.sections == ["vllm"] and report.settings["vllm_served_model"] == SERVED
+    for arm in ("vllm", "local"):
+        for level in (1, 2):
+            assert report.measurements[f"vllm_section.{arm}.c{level}.tokens_per_s"].median > 0
+            assert report.measurements[f"vllm_section.{arm}.c{level}.latency_ms"].n == 8  # every request timed
+    ratio = report.ratios.vllm_corrupted_vs_clean_tokens_per_s
+    assert ratio is not None and ratio > 0
+    assert "vllm backend: corrupted / clean tokens/s" in out.with_suffix(".md").read_text()
+
+
+def test_vllm_backend_warns_at_start_up_when_the_server_is_neither_loopback_nor_authenticated(vllm_server, caplog, monkeypatch):
+    _, model_dir = vllm_server
+    with caplog.at_level("WARNING", logger="eco_rails.engine.vllm_backend"):
+        _engine("http://192.0.2.10:8000", model_dir, served_model=SERVED)  # TEST-NET-1: never contacted at start-up
+    assert "neither on this machine nor authenticated" in caplog.text and "--api-key" in caplog.text
+    caplog.clear()
+    monkeypatch.setenv("ECO_TEST_VLLM_TOKEN", "s3cret")
+    with caplog.at_level("WARNING", logger="eco_rails.engine.vllm_backend"):
+        _engine("http://192.0.2.10:8000", model_dir, served_model=SERVED, api_key_env="ECO_TEST_VLLM_TOKEN")
+        _engine("http://127.0.0.1:8000", model_dir, served_model=SERVED)
+    assert "neither on this machine" not in caplog.text

@@ -71,7 +71,8 @@ def test_targets_compare_in_the_right_direction():
 
 def test_ratios_have_exactly_the_documented_keys():
     assert set(Ratios.model_fields) == {"classifier_int8_speedup_vs_torch", "rail_overhead",
-                                        "corrupted_vs_clean_tokens_per_s", "provider_vs_hf_generate_tokens_per_s"}
+                                        "corrupted_vs_clean_tokens_per_s", "provider_vs_hf_generate_tokens_per_s",
+                                        "vllm_corrupted_vs_clean_tokens_per_s"}
     with pytest.raises(ValueError):
         Ratios(classifier_int8_speedup_vs_torch=1, rail_overhead=0, corrupted_vs_clean_tokens_per_s=1,
                provider_vs_hf_generate_tokens_per_s=1, speed=3)
@@ -80,8 +81,17 @@ def test_ratios_have_exactly_the_documented_keys():
 def test_quick_options_shrink_every_section_and_skip_the_fit(tmp_path):
     quick = BenchOptions.build(config=tmp_path, quick=True)
     full = BenchOptions.build(config=tmp_path)
-    assert "fit" not in quick.sections and full.sections == SECTIONS
+    assert "fit" not in quick.sections and full.sections == tuple(s for s in SECTIONS if s != "vllm")
     assert quick.provider_new_tokens < full.provider_new_tokens and quick.classifier_rounds == 1
     assert BenchOptions.build(config=tmp_path, quick=True, sections=["fit"]).sections == ("fit",)
     with pytest.raises(ConfigError, match="--only: unknown section.*speed"):
         BenchOptions.build(config=tmp_path, sections=["classifier", "speed"])
+
+
+def test_vllm_bench_section_runs_only_with_a_server_and_says_how_to_give_one(tmp_path):
+    assert "vllm" not in BenchOptions.build(config=tmp_path).sections
+    assert "vllm" in BenchOptions.build(config=tmp_path, vllm_url="http://127.0.0.1:8000").sections
+    with pytest.raises(ConfigError, match=r"vllm section needs a running server: pass --vllm-url"):
+        BenchOptions.build(config=tmp_path, sections=["vllm"])
+    quick = BenchOptions.build(config=tmp_path, quick=True, vllm_url="http://127.0.0.1:8000")
+    assert quick.vllm_levels == (1, 2) and BenchOptions.build(config=tmp_path).vllm_levels == (1, 8, 32)
