@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from eco_rails.atomic import atomic_directory
 from eco_rails.bench.report import BenchReport, Ratios, evaluate_targets
 from eco_rails.bench.stats import Summary, summarize
-from eco_rails.engine.model_store import resolve_model_dir
 from eco_rails.errors import ConfigError
 from eco_rails.progress import ProgressSink, SilentProgress
 from eco_rails.rails.resolved import resolve_config
@@ -239,11 +238,10 @@ def run_bench(options: BenchOptions, *, command: str, progress: ProgressSink | N
         if "vllm" in options.sections:
             from eco_rails import get_engine
             from eco_rails.bench.vllm_bench import bench_vllm
-            from eco_rails.engine.vllm_backend import VllmEngine, VllmSettings
+            from eco_rails.engine.vllm_backend import VllmSettings, get_vllm_engine
 
             assert options.vllm_url is not None
-            served_dir = options.vllm_model or resolve_model_dir(options.model)
-            remote = VllmEngine(served_dir, VllmSettings(url=options.vllm_url), name=f"vllm@{options.vllm_url}")
+            remote = get_vllm_engine(options.vllm_model or options.model, VllmSettings(url=options.vllm_url))
             local = get_engine(options.model, device=options.device, dtype=options.dtype)
             found, ratio = bench_vllm(remote, local, _take(inside or _DEFAULT_QUESTIONS, 8), levels=options.vllm_levels,
                                       rounds=options.vllm_rounds, new_tokens=options.vllm_new_tokens,

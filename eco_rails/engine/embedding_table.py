@@ -37,6 +37,7 @@ class EmbeddingTable:
     weight: torch.Tensor  # (vocab, hidden), as stored
     pre_scale: float | None = None
     post_scale: float | None = None
+    context_window: int | None = None  # the model's max_position_embeddings (read from the same config)
 
     @property
     def hidden_size(self) -> int:
@@ -83,7 +84,8 @@ class EmbeddingTable:
         text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
         hidden = int(getattr(text_config, "hidden_size", weight.shape[1]))
         post = math.sqrt(hidden) if getattr(text_config, "model_type", config.model_type) in FORWARD_SCALED_FAMILIES else None
-        return cls(weight=weight, pre_scale=module_scale, post_scale=post)
+        window = int(getattr(text_config, "max_position_embeddings", 0) or 0) or None
+        return cls(weight=weight, pre_scale=module_scale, post_scale=post, context_window=window)
 
 
 def _embedding_parameter(config: Any) -> tuple[str, float | None]:

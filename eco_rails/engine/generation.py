@@ -91,6 +91,12 @@ class GenerationSettings(GenerationFields):
     def greedy(self) -> bool:
         return self.temperature <= GREEDY_TEMPERATURE
 
+    @property
+    def flagged_min_new_tokens(self) -> int:
+        """The answer-length floor of a flagged (corrupted) request: a corrupted prompt can make a model end its
+        turn at once, an empty answer that reads like a fault rather than like a model that does not know."""
+        return max(self.min_new_tokens, min(FLAGGED_MIN_NEW_TOKENS, self.max_new_tokens))
+
     @classmethod
     def parse(cls, value: dict[str, Any], *, source: str = "generation") -> GenerationSettings:
         """Validate a mapping; :class:`ConfigError` names ``source`` and the field."""
@@ -259,10 +265,8 @@ class EcoEngine:
         }
         if prepared.inputs_embeds is not None:
             kwargs["inputs_embeds"] = prepared.inputs_embeds
-            # A corrupted prompt can make a model end its turn at once: an empty answer, which reads like a fault,
-            # not like a model that does not know. Flagged answers get a few tokens at least (unflagged ones are
-            # decoded exactly as configured).
-            kwargs["min_new_tokens"] = max(settings.min_new_tokens, min(FLAGGED_MIN_NEW_TOKENS, settings.max_new_tokens))
+            # Flagged answers get a few tokens at least (unflagged ones are decoded exactly as configured).
+            kwargs["min_new_tokens"] = settings.flagged_min_new_tokens
             if settings.flagged_no_repeat_ngram_size >= 2:
                 kwargs["logits_processor"] = [RepetitionGuard(settings.flagged_no_repeat_ngram_size, self._assistant_ids(prepared))]
         if settings.stop:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from eco_rails.atomic import file_sha256
+from eco_rails.atomic import file_sha256, write_text_atomic
 from eco_rails.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
@@ -102,8 +102,9 @@ def make_tokenizer_portable(model_dir: Path) -> None:
             if special.is_file():
                 tokens = json.loads(special.read_text())
                 tokens["eos_token"] = added[eos_id]
-                special.write_text(json.dumps(tokens, indent=2))
-    config_path.write_text(json.dumps(config, indent=2))
+                write_text_atomic(special, json.dumps(tokens, indent=2))
+    # Atomic: this also upgrades a cache in place, which an interrupted write must not leave unreadable.
+    write_text_atomic(config_path, json.dumps(config, indent=2))
 
 
 def _is_portable(model_dir: Path) -> bool:

@@ -26,6 +26,8 @@ own warning; CVE-2025-62164). :class:`VllmSettings` sends a bearer token read fr
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
 import io
 import ipaddress
 import logging
@@ -33,9 +35,9 @@ import os
 import socket
 import threading
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Generator, Literal, Sequence
+from typing import Any, AsyncIterator, Generator, Iterator, Literal, Sequence
 from urllib.parse import urlsplit
 
 import torch
@@ -46,7 +48,7 @@ from eco_rails.engine.corruption import CorruptionSpec, corruption_seed
 from eco_rails.engine.corruption.functions import apply_corruption
 from eco_rails.engine.embedding_table import EmbeddingTable
 from eco_rails.engine.flags import FlagDecision
-from eco_rails.engine.generation import FLAGGED_MIN_NEW_TOKENS, GenerationResult, GenerationSettings, StreamUsage, check_context
+from eco_rails.engine.generation import GenerationResult, GenerationSettings, StreamUsage, check_context
 from eco_rails.engine.prompting import RenderedPrompt, flagged_char_spans, render_prompt
 from eco_rails.errors import BackendError, ConfigError, ModelLoadError
 
@@ -121,18 +123,17 @@ class RemoteRequest:
     corrupted_tokens: int
     embedded_tokens: int  # rows sent as embeddings (corrupted or not)
     flagged: bool
-    stop: tuple[str, ...] = field(default=())
 
 
-def _content_tokens(rendered: RenderedPrompt, index: int) -> list[int] | None:
-    """Token positions holding exactly message ``index``'s content, or ``None`` when a token is shared with the
-    template around it (then the message cannot travel as a separate part without changing the tokens)."""
-    start, end = rendered.content_spans[index]
-    positions = [i for i, (a, b) in enumerate(rendered.offsets) if b > a and a < end and b > start]
+def _content_tokens(rendered: RenderedPrompt, in_message: list[bool], index: int) -> list[int] | None:
+    """Token positions holding exactly message ``index``'s content (``in_message``: its token mask), or ``None``
+    when a token is shared with the template around it (then the message cannot travel as a separate part
+    without changing the tokens)."""
+    positions = [i for i, hit in enumerate(in_message) if hit]
     if not positions:
         return None
-    first, last = rendered.offsets[positions[0]], rendered.offsets[positions[-1]]
-    if first[0] != start or last[1] != end:
+    start, end = rendered.content_spans[index]
+    if rendered.offsets[positions[0]][0] != start or rendered.offsets[positions[-1]][1] != end:
         return None
     return positions
 
@@ -148,9 +149,7 @@ def sampling_body(settings: GenerationSettings, *, flagged: bool) -> dict[str, A
         body["stop"] = list(settings.stop)
     if settings.seed is not None:
         body["seed"] = settings.seed
-    min_tokens = settings.min_new_tokens
-    if flagged:  # as the local engine: a corrupted prompt must not end in an empty answer
-        min_tokens = max(min_tokens, min(FLAGGED_MIN_NEW_TOKENS, settings.max_new_tokens))
+    min_tokens = settings.flagged_min_new_tokens if flagged else settings.min_new_tokens  # as the local engine
     if min_tokens:
         body["min_tokens"] = min_tokens
     if settings.repetition_penalty != 1.0:
@@ -183,9 +182,9 @@ def build_request(
     if not flagged:
         if chat:
             body = {"model": model, "messages": rendered.messages, **sampling}
-            return RemoteRequest("chat", body, n_tokens, 0, 0, False, settings.stop)
+            return RemoteRequest("chat", body, n_tokens, 0, 0, False)
         body = {"model": model, "prompt": rendered.text, **sampling}
-        return RemoteRequest("completions", body, n_tokens, 0, 0, False, settings.stop)
+        return RemoteRequest("completions", body, n_tokens, 0, 0, False)
     assert flag is not None
     spec = corruption or CorruptionSpec()
     mask = rendered.token_mask(flagged_char_spans(rendered, flag))
@@ -196,11 +195,11 @@ def build_request(
         messages: list[dict[str, Any]] = []
         embedded = 0
         for index, message in enumerate(rendered.messages):
-            start, end = rendered.content_spans[index]
-            if not any(hit and b > a and a < end and b > start for hit, (a, b) in zip(mask, rendered.offsets)):
+            in_message = rendered.token_mask([rendered.content_spans[index]])
+            if not any(hit and flagged_here for hit, flagged_here in zip(in_message, mask)):
                 messages.append(dict(message))
                 continue
-            positions = _content_tokens(rendered, index)
+            positions = _content_tokens(rendered, in_message, index)
             if positions is None:
                 break  # flagged text in a message that cannot travel alone: send the whole prompt instead
             rows = corrupted[positions[0]:positions[-1] + 1]
@@ -208,9 +207,9 @@ def build_request(
             messages.append({"role": message["role"], "content": [{"type": "prompt_embeds", "data": encode_embeddings(rows)}]})
         else:
             body = {"model": model, "messages": messages, **sampling}
-            return RemoteRequest("chat", body, n_tokens, n_corrupted, embedded, True, settings.stop)
+            return RemoteRequest("chat", body, n_tokens, n_corrupted, embedded, True)
     body = {"model": model, "prompt_embeds": encode_embeddings(corrupted), **sampling}
-    return RemoteRequest("completions", body, n_tokens, n_corrupted, n_tokens, True, settings.stop)
+    return RemoteRequest("completions", body, n_tokens, n_corrupted, n_tokens, True)
 
 
 def _finish(reason: str | None) -> Literal["stop", "length"]:
@@ -232,11 +231,7 @@ class VllmEngine:
         except Exception as exc:
             raise ModelLoadError(f"Could not load the tokenizer in {model_dir}: {exc}") from exc
         self.table = EmbeddingTable.load(model_dir)
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
-        text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-        self.context_window = int(getattr(text_config, "max_position_embeddings", 0) or 0) or None
+        self.context_window = self.table.context_window
         key = settings.api_key()
         if key is None and not is_loopback(settings.url):
             log.warning(
@@ -258,7 +253,7 @@ class VllmEngine:
     def served_model(self) -> str:
         """The server's model name: configured, or the only one it lists (asked once)."""
         if self._served is None:
-            with self._errors("listing the served models"):
+            with _backend_errors(self.settings, "listing the served models"):
                 names = [m.id for m in self._client.models.list().data]
             if len(names) != 1:
                 raise BackendError(f"The vLLM server at {self.settings.url} serves {names or 'no models'}; name the one "
@@ -299,19 +294,12 @@ class VllmEngine:
                 client = self._aclients[loop] = openai.AsyncOpenAI(**self._client_args)
             return client
 
-    # ---- errors -------------------------------------------------------------------------------
-    def _errors(self, doing: str) -> Any:
-        return _translate_errors(self.settings, doing)
-
     # ---- generation ---------------------------------------------------------------------------
     def generate(self, prompt: str | Sequence[Any], **kwargs: Any) -> GenerationResult:
         """Answer ``prompt`` (see :meth:`EcoEngine.generate`); raises :class:`BackendError` when the server fails."""
         request = self.request(prompt, **kwargs)
-        with self._errors("answering"):
-            if request.endpoint == "chat":
-                response: Any = self._client.chat.completions.create(**_split_body(request.body))
-            else:
-                response = self._client.completions.create(**_split_body(request.body))
+        with _backend_errors(self.settings, "answering"):
+            response = _create(self._client, request)()
         return self._result(request, response)
 
     async def agenerate(self, prompt: str | Sequence[Any], **kwargs: Any) -> GenerationResult:
@@ -319,11 +307,8 @@ class VllmEngine:
         import asyncio
 
         request = await asyncio.to_thread(self.request, prompt, **kwargs)
-        with self._errors("answering"):
-            if request.endpoint == "chat":
-                response: Any = await self._aclient().chat.completions.create(**_split_body(request.body))
-            else:
-                response = await self._aclient().completions.create(**_split_body(request.body))
+        with _backend_errors(self.settings, "answering"):
+            response = await _create(self._aclient(), request)()
         return self._result(request, response)
 
     def _result(self, request: RemoteRequest, response: Any) -> GenerationResult:
@@ -342,9 +327,8 @@ class VllmEngine:
         return self._stream(request, usage if usage is not None else StreamUsage())
 
     def _stream(self, request: RemoteRequest, usage: StreamUsage) -> Generator[str, None, None]:
-        create = self._client.chat.completions.create if request.endpoint == "chat" else self._client.completions.create
-        with self._errors("streaming"):
-            events = create(**_split_body(request.body), stream=True, stream_options={"include_usage": True})
+        with _backend_errors(self.settings, "streaming"):
+            events = _create(self._client, request)(stream=True, stream_options={"include_usage": True})
             try:
                 for event in events:
                     delta = self._absorb(request, event, usage)
@@ -359,10 +343,8 @@ class VllmEngine:
 
         usage = usage if usage is not None else StreamUsage()
         request = await asyncio.to_thread(self.request, prompt, **kwargs)
-        client = self._aclient()
-        create = client.chat.completions.create if request.endpoint == "chat" else client.completions.create
-        with self._errors("streaming"):
-            events = await create(**_split_body(request.body), stream=True, stream_options={"include_usage": True})
+        with _backend_errors(self.settings, "streaming"):
+            events = await _create(self._aclient(), request)(stream=True, stream_options={"include_usage": True})
             try:
                 async for event in events:
                     delta = self._absorb(request, event, usage)
@@ -390,46 +372,42 @@ class VllmEngine:
 _OPENAI_FIELDS = frozenset({"model", "messages", "prompt", "max_tokens", "temperature", "top_p", "stop", "seed"})
 
 
-def _split_body(body: dict[str, Any]) -> dict[str, Any]:
+def _create(client: Any, request: RemoteRequest) -> Any:
+    """The client call for ``request``'s endpoint with its body bound (sync or async, as ``client`` is); vLLM's
+    own fields travel in ``extra_body``."""
+    body = request.body
     kwargs = {k: v for k, v in body.items() if k in _OPENAI_FIELDS}
     extra = {k: v for k, v in body.items() if k not in _OPENAI_FIELDS}
     if "prompt" not in kwargs and "messages" not in kwargs:
         kwargs["prompt"] = None  # /v1/completions with prompt_embeds only
     if extra:
         kwargs["extra_body"] = extra
-    return kwargs
+    create = client.chat.completions.create if request.endpoint == "chat" else client.completions.create
+    return functools.partial(create, **kwargs)
 
 
-class _translate_errors:
+@contextlib.contextmanager
+def _backend_errors(settings: VllmSettings, doing: str) -> Iterator[None]:
     """Turn the HTTP client's exceptions into :class:`BackendError` naming the server, what failed and the fix."""
+    import openai
 
-    def __init__(self, settings: VllmSettings, doing: str) -> None:
-        self.settings, self.doing = settings, doing
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
-        import openai
-
-        url = self.settings.url
-        if exc is None or isinstance(exc, BackendError):
-            return False
-        if isinstance(exc, openai.APITimeoutError):
-            raise BackendError(f"The vLLM server at {url} did not finish {self.doing} within {self.settings.timeout_s:g} s; "
-                               "check its load, or raise models[].parameters.vllm.timeout_s.") from exc
-        if isinstance(exc, openai.APIConnectionError):
-            raise BackendError(f"Cannot reach the vLLM server at {url} ({exc.__cause__ or exc}); is it running and is "
-                               "models[].parameters.vllm.url right? (README: Deployment on vLLM)") from exc
-        if isinstance(exc, openai.AuthenticationError):
-            raise BackendError(f"The vLLM server at {url} refused the request (HTTP 401): set vllm.api_key_env to the "
-                               "variable holding its --api-key token.") from exc
-        if isinstance(exc, openai.APIStatusError):
-            detail = getattr(exc, "message", str(exc))
-            raise BackendError(f"The vLLM server at {url} answered HTTP {exc.status_code} while {self.doing}: {detail}. "
-                               "Is it started with --enable-prompt-embeds, and does it serve the same model as "
-                               "the provider's `model`?") from exc
-        return False
+    url = settings.url
+    try:
+        yield
+    except openai.APITimeoutError as exc:
+        raise BackendError(f"The vLLM server at {url} did not finish {doing} within {settings.timeout_s:g} s; "
+                           "check its load, or raise models[].parameters.vllm.timeout_s.") from exc
+    except openai.APIConnectionError as exc:
+        raise BackendError(f"Cannot reach the vLLM server at {url} ({exc.__cause__ or exc}); is it running and is "
+                           "models[].parameters.vllm.url right? (README: Deployment on vLLM)") from exc
+    except openai.AuthenticationError as exc:
+        raise BackendError(f"The vLLM server at {url} refused the request (HTTP 401): set vllm.api_key_env to the "
+                           "variable holding its --api-key token.") from exc
+    except openai.APIStatusError as exc:
+        detail = getattr(exc, "message", str(exc))
+        raise BackendError(f"The vLLM server at {url} answered HTTP {exc.status_code} while {doing}: {detail}. "
+                           "Is it started with --enable-prompt-embeds, and does it serve the same model as "
+                           "the provider's `model`?") from exc
 
 
 _VLLM_ENGINES: dict[tuple[str, VllmSettings], VllmEngine] = {}

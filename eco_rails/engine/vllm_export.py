@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from eco_rails.atomic import atomic_directory
-from eco_rails.engine.model_store import make_tokenizer_portable
+from eco_rails.engine.model_store import DevicePlacement, load_model_and_tokenizer, make_tokenizer_portable, resolve_model_dir
 from eco_rails.errors import ModelLoadError
 
 
@@ -21,8 +21,6 @@ def export_for_vllm(model: str | Path, out_dir: Path, *, dtype: str = "bfloat16"
     """Write ``model`` (embedded alias, HF directory or ``.gguf``) to ``out_dir`` as safetensors in ``dtype``,
     with a tokenizer vLLM reads like the local engine does. Written atomically; returns ``out_dir``."""
     import torch
-
-    from eco_rails.engine.model_store import DevicePlacement, load_model_and_tokenizer, resolve_model_dir
 
     if dtype not in ("bfloat16", "float16", "float32"):
         raise ModelLoadError(f"dtype={dtype!r}: use bfloat16, float16 or float32.")

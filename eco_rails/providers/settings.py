@@ -13,8 +13,8 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from eco_rails.engine.corruption.spec import CorruptionSpec, method_hint
-from eco_rails.engine.generation import GenerationFields, GenerationSettings
-from eco_rails.engine.vllm_backend import VllmSettings
+from eco_rails.engine.generation import EcoEngine, GenerationFields, GenerationSettings, get_engine
+from eco_rails.engine.vllm_backend import VllmEngine, VllmSettings, get_vllm_engine
 from eco_rails.errors import ConfigError
 from eco_rails.validation import format_validation_error
 
@@ -50,15 +50,11 @@ class ProviderFields(GenerationFields):
                              "parameter); use repetition_penalty")
         return self
 
-    def build_engine(self, model: str) -> Any:
+    def build_engine(self, model: str) -> EcoEngine | VllmEngine:
         """The engine these settings describe: the shared in-process engine, or a vLLM server's client."""
         if self.backend == "vllm":
-            from eco_rails.engine.vllm_backend import get_vllm_engine
-
             assert self.vllm is not None
             return get_vllm_engine(model, self.vllm)
-        from eco_rails.engine.generation import get_engine
-
         return get_engine(model, device=self.device, dtype=self.dtype, adapter=self.adapter)
 
     @field_validator("corruption", mode="before")
