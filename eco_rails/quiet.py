@@ -2,9 +2,9 @@
 
 Each one is expected and harmless here: transformers' "Some weights ... are newly initialized" (the
 classification head is new by design, and we train it), its "`torch_dtype` is deprecated" (said by optimum's
-exporter), torch's ``TracerWarning`` during the ONNX trace, and ONNX Runtime's "Please consider to run
-pre-processing before quantization" (advice for CNN image models; dynamic int8 quantisation of a BERT needs
-none). Printed on every fit, they hid what fit had to say. Only these are silenced, and only while the call
+exporter), torch's ``TracerWarning`` during the ONNX trace, and ONNX Runtime's "Please consider (to run)
+pre-processing before quantization" (advice for CNN image models; quantising only a BERT's matrix products
+needs none). Printed on every fit, they hid what fit had to say. Only these are silenced, and only while the call
 runs; everything else still shows.
 """
 
@@ -15,7 +15,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Iterator
 
-_ROOT_NOISE = ("Please consider to run pre-processing before quantization",)
+_ROOT_NOISE = ("Please consider to run pre-processing before quantization", "Please consider pre-processing before quantization")
 
 
 class _DropMessages(logging.Filter):

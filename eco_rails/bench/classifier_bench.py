@@ -4,13 +4,16 @@ Needs an artifact fitted with ``--keep-fp32`` (``fp32/`` holds the PyTorch check
 export it was quantised from), so all three variants are one model. Batch 1 times the forward pass of one
 unpadded prompt (what the rail runs); batch 32 times padded batches (throughput). ``end_to_end`` is
 ``PromptClassifier.classify``: normalisation, tokenisation, windows, key terms and the int8 forward pass.
+Batched scoring compares one ``classify`` call after another with ``classify_batch`` and with concurrent
+callers, on the same prompts, and checks that batching changed no score.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -28,9 +31,17 @@ def _timed(fn: Callable[[], object], sync: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
+class ClassifierBench(NamedTuple):
+    measurements: dict[str, Summary]
+    int8_speedup_vs_torch: float  # batch 1, paired medians
+    batch_vs_one_by_one: float  # classify_batch(N) / N classify calls, prompts/s, paired medians
+    identical: int  # of the N prompts, how many scored bit for bit the same in the batch as alone
+    batch_size: int
+
+
 def bench_classifier(artifact_dir: Path, prompts: Sequence[str], *, rounds: int, batch_size: int = 32,
-                     device: str = "cpu", progress: Callable[[int], None] = lambda n: None) -> tuple[dict[str, Summary], float]:
-    """Measurements (per variant: batch-1 ms, batch-N prompts/s; int8 end-to-end ms) and the int8 speed-up.
+                     device: str = "cpu", progress: Callable[[int], None] = lambda n: None) -> ClassifierBench:
+    """Measurements (per variant: batch-1 ms, batch-N prompts/s; int8 end-to-end ms; batched scoring) and ratios.
 
     The speed-up is the median over (round, prompt) pairs of torch time / int8 time, measured in the same round.
     """
@@ -101,7 +112,45 @@ def bench_classifier(artifact_dir: Path, prompts: Sequence[str], *, rounds: int,
         measurements[f"classifier.{variant}.batch{batch_size}_prompts_per_s"] = summarize(many[variant], "prompts/s")
     measurements["classifier.int8_onnx.end_to_end_ms"] = summarize(end_to_end, "ms")
     measurements.update(_latency_by_shape(runtime, prompts, rounds))
-    return measurements, paired_ratio(one["torch"], one["int8_onnx"])
+    batched, ratio, identical = _batched_scoring(runtime, prompts, rounds, batch_size)
+    measurements.update(batched)
+    return ClassifierBench(measurements, paired_ratio(one["torch"], one["int8_onnx"]), ratio, identical, batch_size)
+
+
+def _batched_scoring(runtime: Any, prompts: Sequence[str], rounds: int, n: int) -> tuple[dict[str, Summary], float, int]:
+    """``PromptClassifier`` end to end on ``n`` distinct prompts, three ways: one ``classify`` call after another
+    (a single caller), one ``classify_batch`` call, and ``n`` threads calling ``classify`` at once (what the NeMo
+    server's concurrent requests do; their windows are coalesced into batches). Also counts the prompts whose
+    batched decision is bit for bit the one they get alone."""
+    texts = [p if i < len(prompts) else f"{p} ({i})" for i, p in enumerate(prompts[i % len(prompts)] for i in range(n))]
+    runtime.clear_cache()
+    alone = [runtime.classify(t) for t in texts]
+    runtime.clear_cache()
+    identical = sum(a == b for a, b in zip(alone, runtime.classify_batch(texts)))
+    sequential, batched, threaded = [], [], []
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        for _ in range(max(1, rounds)):
+            runtime.clear_cache()
+            start = time.perf_counter()
+            for t in texts:
+                runtime.classify(t)
+            sequential.append(n / (time.perf_counter() - start))
+            runtime.clear_cache()
+            start = time.perf_counter()
+            runtime.classify_batch(texts)
+            batched.append(n / (time.perf_counter() - start))
+            runtime.clear_cache()
+            start = time.perf_counter()
+            list(pool.map(runtime.classify, texts))
+            threaded.append(n / (time.perf_counter() - start))
+    runtime.clear_cache()
+    quant = runtime.manifest.quantization
+    out = {
+        "classifier.int8_onnx.one_by_one_prompts_per_s": summarize(sequential, f"prompts/s ({quant})"),
+        f"classifier.int8_onnx.classify_batch{n}_prompts_per_s": summarize(batched, f"prompts/s ({quant})"),
+        f"classifier.int8_onnx.concurrent{n}_prompts_per_s": summarize(threaded, f"prompts/s ({quant})"),
+    }
+    return out, float(np.median(np.asarray(batched) / np.asarray(sequential))), identical
 
 
 _FILLER = ("The meeting moved to Thursday because the projector in room four was broken again. "

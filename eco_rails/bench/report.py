@@ -23,6 +23,7 @@ class Ratios(BaseModel):
     corrupted_vs_clean_tokens_per_s: Optional[float]
     provider_vs_hf_generate_tokens_per_s: Optional[float]
     vllm_corrupted_vs_clean_tokens_per_s: Optional[float] = None
+    classifier_batch_vs_one_by_one: Optional[float] = None
 
 
 class Target(BaseModel):
@@ -55,6 +56,7 @@ class BenchReport(BaseModel):
 # (ratio or measurement, comparison, bound, how the table names it)
 TARGETS: list[tuple[str, str, float, str]] = [
     ("ratios.classifier_int8_speedup_vs_torch", ">=", 4.0, "classifier int8 ONNX speed-up vs PyTorch (batch 1)"),
+    ("ratios.classifier_batch_vs_one_by_one", ">=", 1.0, "classifier: classify_batch(32) / one call at a time, prompts/s"),
     ("classifier.int8_onnx.end_to_end_ms", "<=", 5.0, "classifier p50 per prompt, end to end with views (ms)"),
     ("ratios.rail_overhead", "<=", 0.03, "rail overhead (extra wall time)"),
     ("ratios.corrupted_vs_clean_tokens_per_s", ">=", 0.98, "corrupted / clean tokens/s"),

@@ -186,10 +186,13 @@ def run_bench(options: BenchOptions, *, command: str, progress: ProgressSink | N
                     classifier_artifact = _fit_copy(options.config, stack)
                     add_note("The config's artifact has no fp32 checkpoint; the benchmark fitted a copy with --keep-fp32.")
             prompts = _interleave(inside, outside, options.classifier_prompts)
-            found, speedup = bench_classifier(classifier_artifact, prompts, rounds=options.classifier_rounds,
-                                              device=options.device, progress=sink.task("classifier", options.classifier_rounds))
-            measurements.update(found)
-            ratios["classifier_int8_speedup_vs_torch"] = speedup
+            bench = bench_classifier(classifier_artifact, prompts, rounds=options.classifier_rounds,
+                                     device=options.device, progress=sink.task("classifier", options.classifier_rounds))
+            measurements.update(bench.measurements)
+            ratios["classifier_int8_speedup_vs_torch"] = bench.int8_speedup_vs_torch
+            ratios["classifier_batch_vs_one_by_one"] = bench.batch_vs_one_by_one
+            add_note(f"Batched classifier scoring: {bench.identical} of {bench.batch_size} prompts scored bit for bit "
+                     "the same in one classify_batch call as alone.")
         if "rail" in options.sections:
             from eco_rails.bench.rail_bench import bench_rail
 

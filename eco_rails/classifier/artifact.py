@@ -79,7 +79,10 @@ class ArtifactManifest(BaseModel):
     max_prompt_chars: int = Field(description="Longer prompts are refused (the rail fails closed).")
     backbone: str = Field(description="Encoder the classifier was fine-tuned from.")
     onnx_file: str = Field(default=ONNX_FILE, description="The quantised ONNX model, relative to the artifact folder.")
-    quantization: str = Field(default="int8-dynamic", description="How the ONNX model was quantised.")
+    quantization: Literal["int8-static", "int8-dynamic"] = Field(
+        default="int8-dynamic",
+        description="How the ONNX model was quantised: int8-static (scores in batches) or int8-dynamic (older fits: "
+        "activation scales measured per call, so prompts are scored one at a time).")
     metrics: dict[str, SplitMetrics] = Field(description="Held-out results: `calibration`, `test`, and the `train_size` counts.")
     key_terms: dict[str, list[str]] = Field(
         default_factory=dict, description="Target id -> key terms matched lexically (entity names and aliases included).")

@@ -1,4 +1,4 @@
-"""``eco-rails fit``: forget policy -> fine-tuned encoder -> ONNX (optimum) -> int8 -> calibrated artifact.
+"""``eco-rails fit``: forget policy -> fine-tuned encoder -> ONNX (optimum) -> static int8 -> calibrated artifact.
 
 The threshold is calibrated on the scores of the *quantised ONNX model that ships*, through the same
 code path the rail uses (:class:`~eco_rails.classifier.runtime.PromptClassifier`), so the promised
@@ -20,9 +20,10 @@ import numpy as np
 
 from eco_rails.atomic import atomic_directory, write_text_atomic
 from eco_rails.classifier.artifact import MANIFEST, ONNX_FILE, ArtifactManifest, GroupRate, SplitMetrics, refuse_other_policy
+from eco_rails.classifier.backends import make_session
 from eco_rails.classifier.calibration import conformal_threshold, minimum_calibration_size
 from eco_rails.classifier.dataset import NONE_LABEL, SOURCE_GROUP, LabeledPrompt, build_examples, split_by_group
-from eco_rails.classifier.export import export_onnx, quantize_int8
+from eco_rails.classifier.export import calibration_feeds, export_onnx, quantize_int8_static
 from eco_rails.classifier.key_terms import compile_terms, find_key_terms, is_common_word
 from eco_rails.classifier.runtime import ClassifierDecision, PromptClassifier, flag_rule, vocabulary_of
 from eco_rails.classifier.train import train_classifier
@@ -158,6 +159,16 @@ def evaluate_suite(classifier: PromptClassifier, path: Path, progress: ProgressS
     )
 
 
+QUANTIZATION_SAMPLE = 512  # training prompts whose activation ranges fix the int8 scales
+
+
+def _quantization_sample(rows: Sequence[LabeledPrompt], seed: int) -> list[str]:
+    """A seeded sample of training prompts, in and out of scope, to fix the static quantisation's scales."""
+    rng = np.random.default_rng(seed)
+    picked = rng.permutation(len(rows))[:QUANTIZATION_SAMPLE]
+    return [rows[int(i)].text for i in sorted(picked)]
+
+
 def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink | None = None,
                keep_fp32: bool = False, replace_other_policy: bool = False, fix: str = "<rails-config-dir>") -> ArtifactManifest:
     """Build the classifier artifact for a policy file: data, fine-tuning, ONNX export, int8, calibration.
@@ -191,7 +202,7 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
     progress = progress or SilentProgress()
     labels = [NONE_LABEL, *policy.target_ids]
     model, tokenizer = train_classifier(policy, splits["train"], progress)
-    export_step = progress.task("Exporting to ONNX (int8)", 3)
+    export_step = progress.task("Exporting to ONNX (static int8)", 3)
     with atomic_directory(artifact_dir) as out, tempfile.TemporaryDirectory(prefix="eco-fit-") as work:
         hf_dir = (out / FP32_DIR) if keep_fp32 else Path(work) / "hf"
         model.save_pretrained(hf_dir)
@@ -199,7 +210,9 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
         export_step()
         fp32_onnx = export_onnx(hf_dir, hf_dir)
         export_step()
-        quantize_int8(fp32_onnx, out / ONNX_FILE)
+        inputs = [i.name for i in make_session(fp32_onnx, ["CPUExecutionProvider"]).get_inputs()]
+        sample = _quantization_sample(splits["train"], settings.seed)
+        quantize_int8_static(fp32_onnx, out / ONNX_FILE, calibration_feeds(sample, tokenizer, inputs, settings.max_length))
         tokenizer.save_pretrained(out)
         export_step()
 
@@ -213,7 +226,7 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
             key_terms={t.id: t.all_terms() for t in policy.targets if t.all_terms()},
             ambiguous_terms={k: v for k, v in unsure.items() if v}, ambiguous_threshold=1.0, max_views=settings.max_views,
             metrics={}, versions=_versions(), created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            seed=settings.seed,
+            seed=settings.seed, quantization="int8-static",
         )
         write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2))
         classifier = PromptClassifier(out)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -20,10 +21,11 @@ from pydantic import BaseModel, ConfigDict
 
 from eco_rails.classifier.artifact import ArtifactManifest, ensure_fresh, read_manifest
 from eco_rails.classifier.backends import make_session
+from eco_rails.classifier.batching import BUCKET, MAX_BATCH, Coalescer, group_by_bucket, pad_windows
 from eco_rails.classifier.conversation import changes_subject, refers_back
-from eco_rails.classifier.key_terms import compile_terms, find_key_terms
+from eco_rails.classifier.key_terms import KeyTerm, compile_terms, find_key_terms
 from eco_rails.classifier.text import normalize_for_classifier
-from eco_rails.classifier.views import MAX_VIEW_CHARS, build_views
+from eco_rails.classifier.views import MAX_VIEW_CHARS, View, build_views
 from eco_rails.engine.flags import FlagDecision
 from eco_rails.errors import ArtifactError, ClassifierInputError, ClassifierRuntimeError
 from eco_rails.policy import ForgetPolicy
@@ -64,6 +66,20 @@ def flag_rule(evidence: Evidence, score: float, threshold: float, ambiguous_thre
     """The decision rule, shared by the runtime and by fit's calibration report: a distinctive key term flags on
     its own; otherwise the encoder score must exceed the threshold that applies to the evidence."""
     return evidence == "distinctive" or score > applicable_threshold(evidence, threshold, ambiguous_threshold)
+
+
+@dataclass
+class _Reading:
+    """One prompt being read view by view (see :meth:`PromptClassifier._classify_texts`)."""
+
+    views: list[View]
+    evidence: Evidence = "none"
+    hit: tuple[View, KeyTerm] | None = None
+    best: float = -1.0
+    best_probs: np.ndarray | None = None
+    best_view: str = "text"
+    passes: int = 0
+    decided: bool = False
 
 
 def vocabulary_of(tokenizer: Any) -> frozenset[str]:
@@ -129,6 +145,19 @@ class PromptClassifier:
         self._lock = threading.Lock()  # fast tokenizers are not safe to call concurrently with padding settings
         self.vocabulary = vocabulary_of(self.tokenizer)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        if self.manifest.quantization == "int8-dynamic":
+            # activation ranges measured per call: scored one window at a time, unpadded, as it was calibrated
+            self._bucket, self._max_batch = 1, 1
+            log.info("%s is quantised dynamically (an older eco-rails fit): prompts are scored one at a time. "
+                     "Re-run `eco-rails fit` for batched scoring.", onnx_path)
+        elif self.session.get_providers()[0] != "CPUExecutionProvider":
+            # GPU GEMM libraries pick kernels by shape, so a batch's size could move a row's numbers; batch
+            # invariance is measured on the CPU provider only: score one window at a time here until it is
+            self._bucket, self._max_batch = BUCKET, 1
+        else:
+            self._bucket, self._max_batch = BUCKET, MAX_BATCH
+        self._coalescer: Coalescer[dict[str, list[int]], np.ndarray] = Coalescer(self._score_windows, self._max_batch)
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -170,80 +199,123 @@ class PromptClassifier:
         return self.session.get_providers()
 
     # ---- scoring ------------------------------------------------------------------------------
-    def _probs(self, text: str) -> np.ndarray:
-        """Class probabilities of one text (a long one takes its highest-scoring window); cached.
-
-        Each window runs on its own, unpadded. Dynamic int8 quantisation scales activations over the whole
-        input tensor, so batching would let padding, or another user's prompt in the same batch, change
-        this prompt's score; one-at-a-time scoring is what calibration measured and what every caller gets.
-        """
+    def _encode(self, text: str) -> list[dict[str, list[int]]]:
+        """The tokenised windows of one text (a long text overlaps its windows by ``_WINDOW_STRIDE`` tokens)."""
         with self._lock:
-            cached = self._cache.get(text)
-            if cached is not None:
-                self._cache.move_to_end(text)
-                return cached
             enc = self.tokenizer(text, truncation=True, max_length=self.manifest.max_length, stride=_WINDOW_STRIDE,
                                  return_overflowing_tokens=True)
-        best, out = -1.0, np.zeros(len(self.manifest.labels))
-        for w in range(len(enc["input_ids"])):
-            feeds = {k: np.asarray([enc[k][w]], dtype=np.int64) for k in self._input_names if k in enc}
+        names = [k for k in self._input_names if k in enc]
+        return [{k: list(enc[k][w]) for k in names} for w in range(len(enc["input_ids"]))]
+
+    def _score_windows(self, windows: list[dict[str, list[int]]]) -> list[np.ndarray]:
+        """Logits of tokenised windows: one ONNX Runtime call per bucket (see :mod:`~.batching`)."""
+        out: list[np.ndarray] = [np.empty(0)] * len(windows)
+        lengths = [len(w["input_ids"]) for w in windows]
+        for length, rows in group_by_bucket(lengths, self._bucket, self._max_batch):
+            feeds = pad_windows([windows[i] for i in rows], length, self._pad_id)
             try:
-                logits = self.session.run(None, feeds)[0][0].astype(np.float64)
+                logits = self.session.run(None, feeds)[0]
             except Exception as exc:
                 raise ClassifierRuntimeError(f"ONNX Runtime failed while classifying: {exc}") from exc
-            probs = np.exp(logits - logits.max())
-            probs /= probs.sum()
-            if 1.0 - probs[0] > best:
-                best, out = 1.0 - probs[0], probs
-        with self._lock:
-            self._cache[text] = out
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
+            if not np.isfinite(logits).all():  # never read a broken model as "not in scope"
+                raise ClassifierRuntimeError(f"The classifier {self.artifact_dir} returned non-finite scores; re-run `eco-rails fit`.")
+            for r, i in enumerate(rows):
+                out[i] = np.asarray(logits[r], dtype=np.float64)
         return out
+
+    def _probs_many(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Class probabilities of each text (a long one takes its highest-scoring window); cached.
+
+        The windows of all uncached texts are scored together, and together with those of concurrent callers
+        (:class:`~.batching.Coalescer`); a text's probabilities do not depend on what it is batched with.
+        """
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in texts:
+                cached = self._cache.get(text)
+                if cached is not None:
+                    self._cache.move_to_end(text)
+                    found[text] = cached
+        todo = [t for t in dict.fromkeys(texts) if t not in found]
+        windows = [(t, w) for t in todo for w in self._encode(t)]
+        logits = self._coalescer.submit([w for _, w in windows]) if windows else []
+        best: dict[str, float] = {}
+        for (text, _), row in zip(windows, logits):
+            probs = np.exp(row - row.max())
+            probs /= probs.sum()
+            if 1.0 - probs[0] > best.get(text, -1.0):
+                best[text], found[text] = 1.0 - probs[0], probs
+        with self._lock:
+            for text in todo:
+                self._cache[text] = found[text]
+                if len(self._cache) > _CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return [found[t] for t in texts]
+
+    def _probs(self, text: str) -> np.ndarray:
+        return self._probs_many([text])[0]
+
+    @property
+    def batching(self) -> dict[str, float]:
+        """How scoring batches: windows per ONNX Runtime call at most, batches run and their mean size."""
+        c = self._coalescer
+        return {"max_batch": c.max_batch, "batches": c.batches, "mean_batch": c.items / c.batches if c.batches else 0.0}
 
     def clear_cache(self) -> None:
         """Forget the scores of texts seen before (benchmarks measure scoring, not cache hits)."""
         with self._lock:
             self._cache.clear()
 
-    def _classify_text(self, text: str) -> ClassifierDecision:
-        views = build_views(text, self.vocabulary)
-        hits = [(view, term) for view in views for term in find_key_terms(view.text, self._key_terms, self.vocabulary)]
-        distinctive = next(((v, t) for v, t in hits if not t.ambiguous), None)
-        ambiguous = next(((v, t) for v, t in hits if t.ambiguous), None)
-        evidence: Evidence = "distinctive" if distinctive else "ambiguous" if ambiguous else "none"
-        hit = distinctive or ambiguous
-        threshold = applicable_threshold(evidence, self.threshold, self.ambiguous_threshold)
+    def _classify_texts(self, texts: Sequence[str]) -> list[ClassifierDecision]:
+        """Read every text through its views, scoring round by round: round k scores the k-th view of every
+        text still undecided, in one batch. Each text stops at the view that decides it, as if read alone."""
+        readings = [_Reading(views=build_views(t, self.vocabulary)) for t in texts]
+        for reading in readings:
+            hits = [(view, term) for view in reading.views
+                    for term in find_key_terms(view.text, self._key_terms, self.vocabulary)]
+            distinctive = next(((v, t) for v, t in hits if not t.ambiguous), None)
+            ambiguous = next(((v, t) for v, t in hits if t.ambiguous), None)
+            reading.evidence = "distinctive" if distinctive else "ambiguous" if ambiguous else "none"
+            reading.hit = distinctive or ambiguous
         budget = self.manifest.max_views
-        best, best_probs, best_view, passes = -1.0, None, views[0].kind, 0
-        for view in views:
-            if passes >= budget:
+        for k in range(min(budget, max(len(r.views) for r in readings))):
+            active = [r for r in readings if not r.decided and k < len(r.views)]
+            if not active:
                 break
-            probs = self._probs(view.text[:MAX_VIEW_CHARS])  # long texts are covered by their sentence views
-            passes += 1
-            score = float(1.0 - probs[0])
-            if score > best:
-                best, best_probs, best_view = score, probs, view.kind
-            if flag_rule(evidence, best, self.threshold, self.ambiguous_threshold):
-                break  # the decision cannot change any more
-        assert best_probs is not None
-        target = self.manifest.labels[1 + int(np.argmax(best_probs[1:]))] if len(best_probs) > 1 else None
-        if hit is not None:
-            target = hit[1].target
-        flagged = flag_rule(evidence, best, self.threshold, self.ambiguous_threshold)
-        view_kind = hit[0].kind if evidence == "distinctive" and hit is not None else best_view
-        return ClassifierDecision(flagged=flagged, score=best, target=target, threshold=threshold,
-                                  key_term=hit[1].text if hit else None, evidence=evidence, view=view_kind, views=passes)
+            # long texts are covered by their sentence views
+            for reading, probs in zip(active, self._probs_many([r.views[k].text[:MAX_VIEW_CHARS] for r in active])):
+                reading.passes += 1
+                score = float(1.0 - probs[0])
+                if score > reading.best:
+                    reading.best, reading.best_probs, reading.best_view = score, probs, reading.views[k].kind
+                reading.decided = flag_rule(reading.evidence, reading.best, self.threshold, self.ambiguous_threshold)
+        return [self._decision(r) for r in readings]
+
+    def _decision(self, r: _Reading) -> ClassifierDecision:
+        assert r.best_probs is not None
+        probs = r.best_probs
+        target = self.manifest.labels[1 + int(np.argmax(probs[1:]))] if len(probs) > 1 else None
+        if r.hit is not None:
+            target = r.hit[1].target
+        flagged = flag_rule(r.evidence, r.best, self.threshold, self.ambiguous_threshold)
+        view_kind = r.hit[0].kind if r.evidence == "distinctive" and r.hit is not None else r.best_view
+        return ClassifierDecision(flagged=flagged, score=r.best, target=target,
+                                  threshold=applicable_threshold(r.evidence, self.threshold, self.ambiguous_threshold),
+                                  key_term=r.hit[1].text if r.hit else None, evidence=r.evidence, view=view_kind,
+                                  views=r.passes)
 
     def classify_batch(self, prompts: Sequence[object]) -> list[ClassifierDecision]:
-        """Classify several prompts (each on its own). Validates all of them before scoring any.
+        """Classify several prompts, scored in batches; each decision is the one the prompt gets alone.
+        Validates all of them before scoring any.
 
         Raises:
             ClassifierInputError: a prompt is not text, not UTF-8, or longer than ``max_prompt_chars``.
             ClassifierRuntimeError: ONNX Runtime failed (never read a failure as "not in scope").
         """
         texts = [_as_text(p, self.manifest.max_prompt_chars) for p in prompts]
-        return [self._classify_text(t) if normalize_for_classifier(t) else
+        readable = [t for t in texts if normalize_for_classifier(t)]
+        decided = iter(self._classify_texts(readable) if readable else [])
+        return [next(decided) if normalize_for_classifier(t) else
                 ClassifierDecision(flagged=False, score=0.0, target=None, threshold=self.threshold, views=0)
                 for t in texts]
 

@@ -18,7 +18,8 @@ from eco_rails.bench import BenchReport
 from tests.conftest import REPO
 
 RATIO_KEYS = {"classifier_int8_speedup_vs_torch", "rail_overhead", "corrupted_vs_clean_tokens_per_s",
-              "provider_vs_hf_generate_tokens_per_s", "vllm_corrupted_vs_clean_tokens_per_s"}
+              "provider_vs_hf_generate_tokens_per_s", "vllm_corrupted_vs_clean_tokens_per_s",
+              "classifier_batch_vs_one_by_one"}
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
@@ -55,6 +56,8 @@ def test_quick_bench_writes_a_valid_report(rail_config, tmp_path):
     assert report.quick and report.sections == ["classifier", "rail", "provider", "cold-start"]
     for name in ("classifier.torch.batch1_ms", "classifier.fp32_onnx.batch1_ms", "classifier.int8_onnx.batch1_ms",
                  "classifier.int8_onnx.batch32_prompts_per_s", "classifier.int8_onnx.end_to_end_ms",
+                 "classifier.int8_onnx.one_by_one_prompts_per_s", "classifier.int8_onnx.classify_batch32_prompts_per_s",
+                 "classifier.int8_onnx.concurrent32_prompts_per_s",
                  "rail.with_rail.request_ms", "rail.without_rail.request_ms", "provider.clean.tokens_per_s",
                  "provider.corrupted.tokens_per_s", "provider.hf_generate.tokens_per_s", "provider.cold_start.process_s"):
         s = report.measurements[name]
@@ -62,7 +65,8 @@ def test_quick_bench_writes_a_valid_report(rail_config, tmp_path):
     assert report.ratios.rail_overhead > -1 and report.settings["rail_prompts_flagged"] == 1  # one in scope, one kept
     assert {"torch", "transformers", "onnxruntime", "nemoguardrails"} <= set(report.versions)
     assert report.machine["cpu_count"] >= 1 and report.command.startswith("eco-rails bench --quick")
-    assert {t.name for t in report.targets} >= {"ratios.rail_overhead", "fit.wall_s"}
+    assert {t.name for t in report.targets} >= {"ratios.rail_overhead", "fit.wall_s", "ratios.classifier_batch_vs_one_by_one"}
+    assert "32 of 32 prompts scored bit for bit the same" in " ".join(report.notes)  # batching changed no score
     table = out.with_suffix(".md").read_text()
     assert "| ratio / target | value | target | met |" in table and "provider.clean.tokens_per_s" in table
 

@@ -72,7 +72,7 @@ def test_targets_compare_in_the_right_direction():
 def test_ratios_have_exactly_the_documented_keys():
     assert set(Ratios.model_fields) == {"classifier_int8_speedup_vs_torch", "rail_overhead",
                                         "corrupted_vs_clean_tokens_per_s", "provider_vs_hf_generate_tokens_per_s",
-                                        "vllm_corrupted_vs_clean_tokens_per_s"}
+                                        "vllm_corrupted_vs_clean_tokens_per_s", "classifier_batch_vs_one_by_one"}
     with pytest.raises(ValueError):
         Ratios(classifier_int8_speedup_vs_torch=1, rail_overhead=0, corrupted_vs_clean_tokens_per_s=1,
                provider_vs_hf_generate_tokens_per_s=1, speed=3)
