@@ -27,17 +27,18 @@ def export_onnx(hf_dir: Path, out_dir: Path) -> Path:
 
 def calibration_feeds(texts: Sequence[str], tokenizer: Any, input_names: Sequence[str], max_length: int) -> list[dict[str, np.ndarray]]:
     """One ONNX feed per text, each padded to its own bucket exactly as the runtime pads it."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     feeds = []
     for text in texts:
         enc = tokenizer(text, truncation=True, max_length=max_length)
         window = {k: list(enc[k]) for k in input_names if k in enc}
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         feeds.append(pad_windows([window], bucket_length(len(window["input_ids"])), pad_id))
     return feeds
 
 
-def quantize_int8_static(fp32_path: Path, int8_path: Path, feeds: Sequence[dict[str, np.ndarray]]) -> None:
-    """Static int8 quantisation (QDQ): int8 weights per output channel, activation scales fixed from ``feeds``.
+def quantize_int8_static(fp32_path: Path, int8_path: Path, texts: Sequence[str], tokenizer: Any, max_length: int) -> None:
+    """Static int8 quantisation (QDQ): int8 weights per output channel, activation scales fixed from ``texts``
+    (tokenised and padded as the runtime does).
 
     Why static, not dynamic: dynamic quantisation measures each activation's range over the whole input tensor
     at run time, so in a batch another prompt (or padding) changes this prompt's score. With fixed scales a
@@ -50,6 +51,15 @@ def quantize_int8_static(fp32_path: Path, int8_path: Path, feeds: Sequence[dict[
     """
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+    import onnx
+
+    graph = onnx.load(str(fp32_path), load_external_data=False).graph
+    weights = {i.name for i in graph.initializer}
+    inputs = [i.name for i in graph.input if i.name not in weights]
+    # the attention's activation-by-activation products (scores, and their weighting of the values) stay in float
+    activation_products = [n.name for n in graph.node if n.op_type == "MatMul" and not any(i in weights for i in n.input)]
+    feeds = calibration_feeds(texts, tokenizer, inputs, max_length)
+
     class _Feeds(CalibrationDataReader):
         def __init__(self) -> None:
             self._it = iter(feeds)
@@ -60,13 +70,4 @@ def quantize_int8_static(fp32_path: Path, int8_path: Path, feeds: Sequence[dict[
     with expected_library_noise():
         quantize_static(str(fp32_path), str(int8_path), _Feeds(), quant_format=QuantFormat.QDQ, per_channel=True,
                         weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8, op_types_to_quantize=["MatMul", "Gather"],
-                        nodes_to_exclude=activation_products(fp32_path), calibrate_method=CalibrationMethod.MinMax)
-
-
-def activation_products(onnx_path: Path) -> list[str]:
-    """The MatMul nodes that multiply two activations (attention scores and their weighting of the values)."""
-    import onnx
-
-    graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    weights = {i.name for i in graph.initializer}
-    return [n.name for n in graph.node if n.op_type == "MatMul" and not any(i in weights for i in n.input)]
+                        nodes_to_exclude=activation_products, calibrate_method=CalibrationMethod.MinMax)

@@ -20,10 +20,9 @@ import numpy as np
 
 from eco_rails.atomic import atomic_directory, write_text_atomic
 from eco_rails.classifier.artifact import MANIFEST, ONNX_FILE, ArtifactManifest, GroupRate, SplitMetrics, refuse_other_policy
-from eco_rails.classifier.backends import make_session
 from eco_rails.classifier.calibration import conformal_threshold, minimum_calibration_size
 from eco_rails.classifier.dataset import NONE_LABEL, SOURCE_GROUP, LabeledPrompt, build_examples, split_by_group
-from eco_rails.classifier.export import calibration_feeds, export_onnx, quantize_int8_static
+from eco_rails.classifier.export import export_onnx, quantize_int8_static
 from eco_rails.classifier.key_terms import compile_terms, find_key_terms, is_common_word
 from eco_rails.classifier.runtime import ClassifierDecision, PromptClassifier, flag_rule, vocabulary_of
 from eco_rails.classifier.train import train_classifier
@@ -210,9 +209,8 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
         export_step()
         fp32_onnx = export_onnx(hf_dir, hf_dir)
         export_step()
-        inputs = [i.name for i in make_session(fp32_onnx, ["CPUExecutionProvider"]).get_inputs()]
         sample = _quantization_sample(splits["train"], settings.seed)
-        quantize_int8_static(fp32_onnx, out / ONNX_FILE, calibration_feeds(sample, tokenizer, inputs, settings.max_length))
+        quantize_int8_static(fp32_onnx, out / ONNX_FILE, sample, tokenizer, settings.max_length)
         tokenizer.save_pretrained(out)
         export_step()
 

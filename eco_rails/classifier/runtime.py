@@ -313,11 +313,11 @@ class PromptClassifier:
             ClassifierRuntimeError: ONNX Runtime failed (never read a failure as "not in scope").
         """
         texts = [_as_text(p, self.manifest.max_prompt_chars) for p in prompts]
-        readable = [t for t in texts if normalize_for_classifier(t)]
-        decided = iter(self._classify_texts(readable) if readable else [])
-        return [next(decided) if normalize_for_classifier(t) else
+        readable = [bool(normalize_for_classifier(t)) for t in texts]
+        decided = iter(self._classify_texts([t for t, ok in zip(texts, readable) if ok]) if any(readable) else [])
+        return [next(decided) if ok else
                 ClassifierDecision(flagged=False, score=0.0, target=None, threshold=self.threshold, views=0)
-                for t in texts]
+                for ok in readable]
 
     def classify(self, prompt: object) -> ClassifierDecision:
         """Classify one prompt (``str``, or UTF-8 ``bytes``).
