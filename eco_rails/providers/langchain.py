@@ -22,6 +22,7 @@ from eco_rails.engine.generation import EcoEngine, GenerationResult, StreamUsage
 from eco_rails.engine.model_store import EMBEDDED_MODEL
 from eco_rails.engine.vllm_backend import VllmEngine
 from eco_rails.errors import ConfigError
+from eco_rails.providers.finish import record
 from eco_rails.providers.request import EngineRequest, resolve_request
 from eco_rails.providers.settings import ProviderFields
 from eco_rails.validation import format_validation_error
@@ -113,6 +114,7 @@ class EcoChatModel(BaseChatModel, ProviderFields):
         return UsageMetadata(input_tokens=prompt_tokens, output_tokens=completion_tokens, total_tokens=prompt_tokens + completion_tokens)
 
     def _result(self, result: GenerationResult) -> ChatResult:
+        record(result.text, result.finish_reason)
         message = AIMessage(content=result.text, usage_metadata=self._usage(result.prompt_tokens, result.completion_tokens),
                             response_metadata={"finish_reason": result.finish_reason, "model_name": self.model})
         return ChatResult(generations=[ChatGeneration(message=message, generation_info={"finish_reason": result.finish_reason})])
@@ -130,16 +132,18 @@ class EcoChatModel(BaseChatModel, ProviderFields):
     def _stream(self, messages: list[BaseMessage], stop: Optional[list[str]] = None,
                 run_manager: Optional[CallbackManagerForLLMRun] = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         request = self._call(messages, stop, kwargs)
-        usage = StreamUsage()
+        usage, deltas = StreamUsage(), []
         for delta in self._engine.stream(request.prompt, usage=usage, **request.engine_kwargs()):
+            deltas.append(delta)
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
             if run_manager:
                 run_manager.on_llm_new_token(delta, chunk=chunk)
             yield chunk
-        yield self._last_chunk(usage)
+        yield self._last_chunk(usage, deltas)
 
-    def _last_chunk(self, usage: StreamUsage) -> ChatGenerationChunk:
+    def _last_chunk(self, usage: StreamUsage, deltas: list[str]) -> ChatGenerationChunk:
         """The closing chunk: token usage, finish reason, and ``chunk_position='last'`` (LangChain's end marker)."""
+        record("".join(deltas), usage.finish_reason)
         return ChatGenerationChunk(
             message=AIMessageChunk(content="", chunk_position="last",
                                    usage_metadata=self._usage(usage.prompt_tokens, usage.completion_tokens),
@@ -150,10 +154,11 @@ class EcoChatModel(BaseChatModel, ProviderFields):
     async def _astream(self, messages: list[BaseMessage], stop: Optional[list[str]] = None,
                        run_manager: Optional[AsyncCallbackManagerForLLMRun] = None, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
         request = self._call(messages, stop, kwargs)
-        usage = StreamUsage()
+        usage, deltas = StreamUsage(), []
         async for delta in self._engine.astream(request.prompt, usage=usage, **request.engine_kwargs()):
+            deltas.append(delta)
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
             if run_manager:
                 await run_manager.on_llm_new_token(delta, chunk=chunk)
             yield chunk
-        yield self._last_chunk(usage)
+        yield self._last_chunk(usage, deltas)

@@ -17,6 +17,7 @@ from eco_rails.engine.model_store import EMBEDDED_MODEL
 from eco_rails.engine.prompting import normalize_messages
 from eco_rails.engine.vllm_backend import VllmEngine
 from eco_rails.providers import ECO_ENGINE
+from eco_rails.providers.finish import record
 from eco_rails.providers.request import EngineRequest, resolve_request
 from eco_rails.providers.settings import ProviderSettings
 
@@ -85,6 +86,7 @@ class EcoLLM:
         """
         request = self._request(prompt, stop, kwargs)
         result = await self.engine.agenerate(request.prompt, **request.engine_kwargs())
+        record(result.text, result.finish_reason)
         return self._response(result)
 
     async def stream_async(self, prompt: Union[str, list[Any]], *, stop: Optional[list[str]] = None, **kwargs: Any) -> AsyncIterator[Any]:
@@ -95,8 +97,11 @@ class EcoLLM:
 
         request = self._request(prompt, stop, kwargs)
         usage = StreamUsage()
+        deltas: list[str] = []
         async for delta in self.engine.astream(request.prompt, usage=usage, **request.engine_kwargs()):
+            deltas.append(delta)
             yield LLMResponseChunk(delta_content=delta, model=self.model_name)
+        record("".join(deltas), usage.finish_reason)
         yield LLMResponseChunk(delta_content="", model=self.model_name, finish_reason=usage.finish_reason or "stop")
 
     def __repr__(self) -> str:
@@ -109,6 +114,9 @@ def register_nemo_provider() -> None:
     Safe to call repeatedly."""
     from nemoguardrails.llm.frameworks import get_default_framework, get_framework
 
+    from eco_rails.providers.short_errors import install_for_nemo_cli
+
+    install_for_nemo_cli()  # under `nemoguardrails chat`, a config error is shown as its message, not a traceback
     get_framework("default").register_provider(ENGINE_NAME, EcoLLM)
     if get_default_framework() != "langchain":
         return  # importing LangChain's provider registry is slow; only pay for it when that framework is in use

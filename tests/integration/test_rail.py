@@ -17,6 +17,7 @@ import yaml
 from eco_rails.policy import load_policy
 from eco_rails.providers.markers import CLOSE, OPEN, SEP
 from tests.conftest import REPO
+from tests.integration.loopback import HANG_GUARD_S
 
 CONFIGS = REPO / "rails_configs"
 HP_WORDS = re.compile(r"rowling|hogwarts|potter|voldemort|dumbledore|hermione|weasley|wizard|witchcraft", re.I)
@@ -196,16 +197,42 @@ def test_unknown_rail_setting_fails_at_load(tmp_path):
     assert "custom_data.eco.on_flagg" in chain and "Extra inputs are not permitted" in chain
 
 
-def test_a_policy_typo_stops_the_config_at_load_naming_the_file_field_and_fix(tmp_path):
-    """Not a silent "I'm sorry, I can't respond to that." on every request: NeMo's own tools show the reason."""
-    cfg = config_copy(tmp_path)
+def _break_policy(cfg):
     policy = yaml.safe_load((cfg / "policy.yml").read_text())
     policy["targets"][0]["key_term"] = policy["targets"][0].pop("key_terms")
     (cfg / "policy.yml").write_text(yaml.safe_dump(policy))
+
+
+def test_a_policy_typo_stops_the_config_at_load_naming_the_file_field_and_fix(tmp_path):
+    """Not a silent "I'm sorry, I can't respond to that." on every request: NeMo's own tools show the reason."""
+    cfg = config_copy(tmp_path)
+    _break_policy(cfg)
     with pytest.raises(Exception) as info:
         rails_for(cfg)
     chain = f"{info.value} {info.value.__cause__}"
     assert str(cfg / "policy.yml") in chain and "targets.0.key_term" in chain and "did you mean `key_terms`" in chain
+
+
+@pytest.mark.parametrize("broken, file, says", [
+    ("policy", "policy.yml", "targets.0.key_term: Extra inputs are not permitted"),
+    ("rail setting", "config.yml", "custom_data.eco.on_flagg: Extra inputs are not permitted"),
+])
+def test_nemoguardrails_chat_shows_why_a_config_cannot_start_without_a_traceback(tmp_path, broken, file, says):
+    """NeMo's chat does not catch what LLMRails raises; eco-rails' hook prints the reason alone, and the full
+    traceback is one environment variable away."""
+    cfg = config_copy(tmp_path, **({"on_flagg": "corrupt"} if broken == "rail setting" else {}))
+    if broken == "policy":
+        _break_policy(cfg)
+    command = [sys.executable, "-m", "nemoguardrails", "chat", "--config", str(cfg)]
+    env = {k: v for k, v in os.environ.items() if k != "ECO_RAILS_TRACEBACK"}
+    short = subprocess.run(command, input="exit\n", capture_output=True, text=True, env=env, timeout=HANG_GUARD_S)
+    output = short.stdout + short.stderr
+    assert short.returncode == 1, output[-2000:]
+    assert "Traceback" not in output and len(output.splitlines()) <= 12, output
+    assert str(cfg / file) in output and says in output and "did you mean" in output
+    full = subprocess.run(command, input="exit\n", capture_output=True, text=True,
+                          env={**env, "ECO_RAILS_TRACEBACK": "1"}, timeout=HANG_GUARD_S)
+    assert full.returncode == 1 and "Traceback (most recent call last)" in full.stderr and says in full.stderr
 
 
 def test_main_model_must_be_eco_to_corrupt(tmp_path):

@@ -91,3 +91,48 @@ def test_a_request_naming_a_model_the_server_cannot_load_is_a_client_error_not_a
     with pytest.raises(urllib.error.HTTPError) as caught:
         _post(base, body)
     assert caught.value.code == 400
+
+
+def _openai(base: str):
+    import openai
+
+    return openai.OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=HANG_GUARD_S)
+
+
+FRANCE = [{"role": "user", "content": OTHER_QUESTIONS[0]}]
+
+
+@pytest.mark.parametrize("config_id", ["smollm2_plain", "harry_potter"])
+def test_an_answer_cut_by_max_tokens_says_length_to_an_openai_client_and_a_whole_one_says_stop(server, config_id):
+    """NeMo's server alone writes "stop" on every answer; the configs folder's server hook (rails_configs/config.py)
+    reports what the eco engine saw. harry_potter's question is flagged, so the corrupted path is covered too."""
+    base, _ = server
+    client = _openai(base)
+    question = FRANCE if config_id == "smollm2_plain" else [{"role": "user", "content": HP_QUESTIONS[0]}]
+    extra = {"guardrails": {"config_id": config_id}}
+    cut = client.chat.completions.create(model="smollm2-135m", messages=question, max_tokens=3, extra_body=extra)
+    assert cut.choices[0].finish_reason == "length" and cut.choices[0].message.content
+    whole = client.chat.completions.create(model="smollm2-135m", messages=FRANCE, max_tokens=64,
+                                           extra_body={"guardrails": {"config_id": "smollm2_plain"}})
+    assert whole.choices[0].finish_reason == "stop" and "Paris" in whole.choices[0].message.content
+
+
+def test_a_stream_ends_with_a_chunk_that_says_why_it_stopped(server):
+    base, _ = server
+    client = _openai(base)
+    extra = {"guardrails": {"config_id": "harry_potter"}}
+    for max_tokens, expected in ((3, "length"), (64, "stop")):
+        chunks = list(client.chat.completions.create(model="smollm2-135m", messages=FRANCE, max_tokens=max_tokens,
+                                                     stream=True, extra_body=extra))
+        reasons = [c.choices[0].finish_reason for c in chunks if c.choices]
+        assert reasons[-1] == expected and set(reasons[:-1]) == {None}, (max_tokens, reasons)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text.strip(), max_tokens
+
+
+def test_an_answer_ended_by_a_stop_sequence_says_stop(server):
+    base, _ = server
+    body = {"model": "smollm2-135m", "messages": FRANCE, "max_tokens": 8, "stop": [" Paris"],
+            "guardrails": {"config_id": "smollm2_plain"}}
+    reply = _post(base, body)["choices"][0]
+    assert reply["finish_reason"] == "stop" and "Paris" not in reply["message"]["content"], reply
