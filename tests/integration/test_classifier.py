@@ -236,6 +236,10 @@ def test_cli_fit_and_classify(fitted, tmp_path):
     for noise in ("newly initialized", "torch_dtype", "TracerWarning", "pre-processing before quantization"):
         assert noise not in out.stderr, f"expected library noise on stderr: {noise}"
     assert "Advice on the policy" in out.stdout and "examples" in out.stdout, "a thin test policy gets advice"
+    import re
+
+    progress = re.compile(r"\d+/\d+\s+\d+%\s+\d+m\d\ds")  # stderr is a pipe here: plain lines, not a silent Rich bar
+    assert progress.search(out.stderr) and not progress.search(out.stdout), out.stderr[-2000:]
     out = subprocess.run([sys.executable, "-m", "eco_rails.cli", "classify", "--config", str(root), "Who is Dumbledore?"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "Hogwarts" not in out.stdout and "Dumbledore" in out.stdout and "yes" in out.stdout
