@@ -337,14 +337,71 @@ def test_the_embedded_default_holds_a_four_turn_conversation_without_repeating_i
     assert "Paris" in answers[1]
 
 
-def test_the_harry_potter_rail_holds_a_four_turn_conversation_without_repeating_itself(hp):
-    """Flagged turns are answered from corrupted embeddings; their answers (corrupted with them in later
-    prompts) must not leak into, or be copied by, the general turns between them."""
+def _stream_converse(rails, turns):
+    """The same conversation through LLMRails.stream_async (what NeMo's server streams)."""
+    async def stream(history):
+        return "".join([chunk async for chunk in rails.stream_async(messages=history)])
+
+    history, answers = [], []
+    for text in turns:
+        history.append({"role": "user", "content": text})
+        answer = asyncio.run(stream(history))
+        history.append({"role": "assistant", "content": answer})
+        answers.append(answer)
+    return answers
+
+
+def _converse_colang2(rails, turns):
+    """Colang 2 keeps the conversation in its runtime state, not in a messages list (NeMo's generate refuses
+    assistant messages for 2.x): the event loop of `nemoguardrails chat`, one user utterance per turn."""
+    from nemoguardrails.utils import new_event_dict, new_uuid
+
+    async def run():
+        _, state = await rails.process_events_async([], None)
+        answers = []
+        for text in turns:
+            events = [new_event_dict("UtteranceUserActionStarted", action_uid=new_uuid()),
+                      new_event_dict("UtteranceUserActionFinished", final_transcript=text, action_uid=new_uuid(),
+                                     is_success=True)]
+            said = []
+            while events:
+                output, state = await rails.process_events_async(events, state)
+                events = []
+                for event in output:
+                    if event["type"] == "StartUtteranceBotAction":
+                        said.append(event["script"])
+                        events += [new_event_dict("UtteranceBotActionStarted", action_uid=event["action_uid"]),
+                                   new_event_dict("UtteranceBotActionFinished", action_uid=event["action_uid"],
+                                                  is_success=True, final_script=event["script"])]
+            answers.append(" ".join(said))
+        return answers
+
+    return asyncio.run(run())
+
+
+def assert_holds_the_conversation(answers):
     from eco_rails.evaluation.fluency import is_loop, repeated_sentences
 
-    answers = _converse(hp, FOUR_TURNS)
     assert all(a.strip() and a != REFUSAL for a in answers), answers
     assert not repeated_sentences(answers), answers
     assert not any(is_loop(a) for a in answers), answers
     assert not HP_WORDS.search(answers[0] + answers[2]), answers
     assert "Paris" in answers[1], answers
+
+
+@pytest.mark.parametrize("colang", ["1.0", "2.x"])
+def test_the_harry_potter_rail_holds_a_four_turn_conversation_without_repeating_itself(request, colang):
+    """Flagged turns are answered from corrupted embeddings; their answers (corrupted with them in later
+    prompts) must not leak into, or be copied by, the general turns between them. Colang 1 and Colang 2."""
+    if colang == "1.0":
+        answers = _converse(request.getfixturevalue("hp"), FOUR_TURNS)
+    else:
+        answers = _converse_colang2(request.getfixturevalue("hp_v2"), FOUR_TURNS)
+    assert_holds_the_conversation(answers)
+
+
+def test_the_harry_potter_rail_holds_a_four_turn_conversation_when_streamed(hp):
+    answers = _stream_converse(hp, FOUR_TURNS)
+    assert_holds_the_conversation(answers)
+    assert answers == _converse(hp, FOUR_TURNS), "streamed and whole answers are the same text"
+

@@ -136,3 +136,22 @@ def test_an_answer_ended_by_a_stop_sequence_says_stop(server):
             "guardrails": {"config_id": "smollm2_plain"}}
     reply = _post(base, body)["choices"][0]
     assert reply["finish_reason"] == "stop" and "Paris" not in reply["message"]["content"], reply
+
+
+def test_the_server_holds_a_four_turn_conversation_streamed_as_through_llmrails(server):
+    """The same four turns through the server (streamed, with the history sent back each turn) give the
+    answers LLMRails gives, so the checks on those answers hold on the server too."""
+    from tests.integration.test_rail import FOUR_TURNS, _converse, assert_holds_the_conversation
+
+    base, _ = server
+    client = _openai(base)
+    history, answers = [], []
+    for text in FOUR_TURNS:
+        history.append({"role": "user", "content": text})
+        chunks = client.chat.completions.create(model="smollm2-135m", messages=history, stream=True,
+                                                extra_body={"guardrails": {"config_id": "harry_potter"}})
+        answer = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        history.append({"role": "assistant", "content": answer})
+        answers.append(answer)
+    assert_holds_the_conversation(answers)
+    assert answers == _converse(rails_for(CONFIGS / "harry_potter"), FOUR_TURNS)
