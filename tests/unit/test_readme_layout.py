@@ -46,3 +46,41 @@ def test_every_file_and_config_a_readme_command_names_exists_in_a_clone():
             assert not path.startswith("../"), f"{flag} {value}: outside the repository"
             assert (REPO / path).exists(), f"{flag} {value}: no such file or folder in the repository"
     assert len(named) >= 5, named
+
+
+def _eco_rails_commands() -> list[list[str]]:
+    """Every `eco-rails ...` command in README's bash blocks, continuation lines joined, comments dropped."""
+    import shlex
+
+    commands = []
+    for block in _bash_blocks():
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.split(" #", 1)[0].strip()
+            if line.startswith("#"):
+                continue
+            for part in re.split(r"\s*&&\s*", line):
+                words = shlex.split(part) if part else []
+                if words and words[0].endswith("eco-rails"):
+                    commands.append(words[1:])
+    return commands
+
+
+def test_every_eco_rails_command_in_readme_uses_a_real_subcommand_and_real_options():
+    """A renamed option or subcommand breaks a README command for every reader; the CLI's own parser says."""
+    import typer.main
+
+    from eco_rails.cli.app import app
+
+    group = typer.main.get_command(app)
+    commands = _eco_rails_commands()
+    assert len(commands) >= 10, commands
+    global_opts = {opt for param in group.params for opt in (*param.opts, *param.secondary_opts)}
+    for words in commands:
+        while words and words[0] in global_opts:
+            words = words[1:]
+        sub = words[0]
+        assert sub in group.commands, f"README runs `eco-rails {sub}`, which is not a subcommand"
+        known = {opt for param in group.commands[sub].params for opt in (*param.opts, *param.secondary_opts)}
+        used = {w.split("=", 1)[0] for w in words[1:] if w.startswith("-")}
+        assert used <= known, f"README runs `eco-rails {' '.join(words)}` with unknown options {sorted(used - known)}"
