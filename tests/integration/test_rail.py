@@ -389,19 +389,24 @@ def assert_holds_the_conversation(answers):
     assert "Paris" in answers[1], answers
 
 
+@pytest.fixture(scope="module")
+def hp_conversation(hp):
+    return _converse(hp, FOUR_TURNS)
+
+
 @pytest.mark.parametrize("colang", ["1.0", "2.x"])
 def test_the_harry_potter_rail_holds_a_four_turn_conversation_without_repeating_itself(request, colang):
     """Flagged turns are answered from corrupted embeddings; their answers (corrupted with them in later
     prompts) must not leak into, or be copied by, the general turns between them. Colang 1 and Colang 2."""
     if colang == "1.0":
-        answers = _converse(request.getfixturevalue("hp"), FOUR_TURNS)
+        answers = request.getfixturevalue("hp_conversation")
     else:
         answers = _converse_colang2(request.getfixturevalue("hp_v2"), FOUR_TURNS)
     assert_holds_the_conversation(answers)
 
 
-def test_the_harry_potter_rail_holds_a_four_turn_conversation_when_streamed(hp):
+def test_the_harry_potter_rail_holds_a_four_turn_conversation_when_streamed(hp, hp_conversation):
     answers = _stream_converse(hp, FOUR_TURNS)
     assert_holds_the_conversation(answers)
-    assert answers == _converse(hp, FOUR_TURNS), "streamed and whole answers are the same text"
+    assert answers == hp_conversation, "streamed and whole answers are the same text"
 
