@@ -31,7 +31,7 @@ class LineProgress:
 
     Rich draws nothing there until a job ends, so a 14-minute first fit would look hung. This writes one line
     when a task starts, then at most one per ``interval`` seconds while it runs, and one when it completes:
-    ``classifier: training  120/789  15%  1m20s``.
+    ``Fine-tuning classifier  28/789  3%  0m30s``.
     """
 
     def __init__(self, stream: IO[str] | None = None, interval: float = 30.0,

@@ -45,3 +45,18 @@ def expected_library_noise() -> Iterator[None]:
     finally:
         hf_logging.set_verbosity(verbosity)
         logging.getLogger().removeFilter(root_filter)
+
+
+@contextmanager
+def transformers_notices() -> Iterator[None]:
+    """A ``with`` block in which transformers says only errors: around the one-time GGUF conversion, whose
+    tokenizer load prints a long "You are using the default legacy behaviour of LlamaTokenizerFast" notice
+    that, by its own words, can be ignored for a GGUF file (eco-rails announces the conversion itself)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)

@@ -35,6 +35,14 @@ def readme_command(index: int) -> str:
     return blocks[index].strip()
 
 
+def log_summary(log: str) -> dict:
+    """pytest's summary lines (``363 passed in 31.29s``) and the slowest steps of a test run's log."""
+    summaries = re.findall(r"^=*\s*(\d+ (?:passed|failed)[^=\n]*?)\s*=*$", log, flags=re.M)
+    slowest = sorted(((float(s), t) for s, t in re.findall(r"^(\d+\.\d+)s (?:call|setup|teardown)\s+(\S+)$", log,
+                                                          flags=re.M)), reverse=True)
+    return {"pytest": summaries, "slowest_s": [[round(s, 1), t] for s, t in slowest[:8]]}
+
+
 def machine() -> str:
     model = ""
     cpuinfo = Path("/proc/cpuinfo")
@@ -71,7 +79,8 @@ def main() -> None:
     record = json.loads(args.out.read_text()) if args.out.exists() else {}
     record[args.which] = {"command": command, "commit": commit, "seconds": seconds, "minutes": round(seconds / 60, 1),
                           "returncode": done.returncode, "machine": machine(),
-                          "finished_at": datetime.now(UTC).isoformat(timespec="seconds")}
+                          "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                          **log_summary((root / "log.txt").read_text(errors="replace"))}
     write_text_atomic(args.out, json.dumps(record, indent=1) + "\n")
     print(f"{args.which}: rc {done.returncode} in {seconds} s ({seconds / 60:.1f} min); wrote {args.out}")
 

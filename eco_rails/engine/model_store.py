@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 from eco_rails.atomic import file_sha256, write_text_atomic
 from eco_rails.errors import ModelLoadError
+from eco_rails.quiet import transformers_notices
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +143,9 @@ def converted_gguf_dir(gguf_path: Path) -> Path:
         log.warning("Converting %s to safetensors once (about 20 s); cached in %s", gguf_path.name, target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
-            tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-            model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
+            with transformers_notices():
+                tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+                model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
             model.save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
             make_tokenizer_portable(tmp)

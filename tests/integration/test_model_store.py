@@ -108,3 +108,19 @@ def test_a_tokenizer_made_portable_reads_tokenizer_json_as_the_declared_class_di
     assert set(portable("hi")) == {"input_ids", "attention_mask"}  # generate() rejects token_type_ids
     assert portable.padding_side == declared.padding_side == "left"
     assert portable.eos_token == "<|im_end|>"  # what the generation config stops on
+
+
+def test_the_one_time_conversion_prints_no_library_notice(tmp_path):
+    """A new user's first chat converts the GGUF file; transformers' "legacy behaviour" notice about the GGUF
+    tokenizer asks nothing of them, and eco-rails announces the conversion itself (checked in a fresh process:
+    the notice is printed once per process)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from eco_rails.engine.model_store import converted_gguf_dir, embedded_gguf_path\n"
+            "print(converted_gguf_dir(embedded_gguf_path()))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "ECO_RAILS_CACHE": str(tmp_path)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "legacy" not in run.stderr, run.stderr[-2000:]
