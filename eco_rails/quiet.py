@@ -31,19 +31,14 @@ class _DropMessages(logging.Filter):
 @contextmanager
 def expected_library_noise() -> Iterator[None]:
     """A ``with`` block in which the messages listed in this module's docstring are not shown."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
     root_filter = _DropMessages(_ROOT_NOISE)
     logging.getLogger().addFilter(root_filter)
-    hf_logging.set_verbosity_error()
     try:
-        with warnings.catch_warnings():
+        with transformers_notices(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*results are registered as constants in the trace.*")
             warnings.filterwarnings("ignore", message=r".*Converting a tensor to a Python boolean might cause the trace.*")
             yield
     finally:
-        hf_logging.set_verbosity(verbosity)
         logging.getLogger().removeFilter(root_filter)
 
 
