@@ -1,12 +1,13 @@
 """The demo classifier's committed report, `reports/classifier-harry_potter.json`: what README's classifier
 section quotes. It holds the fit's own numbers, copied from the artifact's `manifest.json` (thresholds,
 calibration, test split and adversarial-suite rates, score quantiles), and how often the classifier flags
-real questions outside its policy (TOFU and KnowUnDo from ../shared/data, when present).
+real questions outside its policy (the TOFU and KnowUnDo copies packaged with the benchmarks).
 
     .venv/bin/python scripts/classifier-report.py [rails-config-dir] [--out reports/classifier-harry_potter.json]
 
 Run it after re-fitting the demo policy, then update README where tests/unit/test_readme_numbers.py says a
-number moved. tests/integration/test_classifier.py checks that a fresh fit reproduces the committed numbers.
+number moved. tests/integration/test_demo_classifier_report.py checks that a fresh fit reproduces the committed
+numbers.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import json
 from pathlib import Path
 
 from eco_rails.atomic import write_text_atomic
+from eco_rails.benchmarks.data import DATA_DIR as DATA
 from eco_rails.classifier.runtime import PromptClassifier
-from eco_rails.rails.resolved import resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
 FIT_FIELDS = ("policy_name", "policy_version", "policy_hash", "backbone", "quantization", "seed", "target_fpr",
               "threshold", "ambiguous_threshold", "context_threshold", "metrics")
 
@@ -39,9 +39,6 @@ def outside_policy(classifier: PromptClassifier) -> dict[str, dict]:
     }
     rates = {}
     for name, (path, key, limit) in sources.items():
-        if not path.exists():
-            print(f"{name}: {path} not found, skipped")
-            continue
         questions = _questions(path, key, limit)
         flagged = [q for q, d in zip(questions, classifier.classify_batch(questions)) if d.flagged]
         rates[name] = {"n": len(questions), "flagged": len(flagged), "flagged_questions": flagged}
@@ -56,10 +53,9 @@ def main() -> None:
     parser.add_argument("config", nargs="?", type=Path, default=REPO / "rails_configs" / "harry_potter")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "classifier-harry_potter.json")
     args = parser.parse_args()
-    resolved = resolve_config(args.config)
-    manifest = json.loads((resolved.artifact_path / "manifest.json").read_text())
-    report = {"fit": {k: manifest[k] for k in FIT_FIELDS},
-              "outside_policy": outside_policy(PromptClassifier.from_config(args.config)),
+    classifier = PromptClassifier.from_config(args.config)  # reads and validates the artifact's manifest
+    manifest = classifier.manifest.model_dump(mode="json")
+    report = {"fit": {k: manifest[k] for k in FIT_FIELDS}, "outside_policy": outside_policy(classifier),
               "command": "scripts/classifier-report.py"}
     write_text_atomic(args.out, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {args.out}")
