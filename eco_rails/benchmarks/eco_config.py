@@ -57,8 +57,8 @@ def write_rails_config(
         "keep": list(keep),
         "classifier": {"target_fpr": 0.05, "epochs": 3, "general_negatives": 300, "seed": 0, **(classifier or {})},
         "corruption": {"method": "rand_noise", "strength": "auto"},
-        # chance: the objective the committed benchmark reports were made with (the surrogate is for policies with no
-        # retain model; these benchmarks have one, and matching it directly is not built yet)
+        # chance unless the benchmark has a retain model (TOFU passes objective: retain and its retain adapter);
+        # the surrogate is for policies with no reference at all
         "optimization": {"data": "optimize.jsonl", "objective": "chance", **(optimization or {})},
     }
     digest = hashlib.sha256(json.dumps(policy, sort_keys=True).encode() + "".join(json.dumps(r) for r in optimize_rows).encode())
@@ -82,9 +82,11 @@ def write_rails_config(
     return folder
 
 
-def prepare_eco(config_dir: Path, *, engine: Any, progress: ProgressSink | None = None) -> tuple[Decide, dict[str, Any]]:
+def prepare_eco(config_dir: Path, *, engine: Any, progress: ProgressSink | None = None,
+                retain: Any = None) -> tuple[Decide, dict[str, Any]]:
     """Fit the classifier and learn the strength if needed; return the rail's decision function and a
-    summary (threshold, learned strength, whether it was fitted now)."""
+    summary (threshold, learned strength, whether it was fitted now). ``retain``: the loaded retain model, for
+    a policy whose optimisation objective is ``retain``."""
     from eco_rails.classifier.fit import fit_policy
     from eco_rails.rails.resolved import resolve_config
     from eco_rails.rails.runtime import EcoRailRuntime
@@ -98,7 +100,7 @@ def prepare_eco(config_dir: Path, *, engine: Any, progress: ProgressSink | None 
         fitted_now = True
     manifest = resolve_config(config_dir).manifest()
     if not manifest.learned_strength:
-        optimize_strength(config_dir, progress=progress, engine=engine)
+        optimize_strength(config_dir, progress=progress, engine=engine, retain=retain)
     runtime = EcoRailRuntime(resolved.config_dir, resolved.settings)
     classifier = runtime.classifier()
 

@@ -292,18 +292,25 @@ def run_tofu(options: TofuOptions, progress: ProgressSink | None = None) -> dict
     work = options.work_dir or (cache_root() / "benchmarks")
     config_dir = work / f"tofu-{options.preset}-eco"
     by_question = {i.question: i for i in items if i.set == "forget"}
-    optimize_rows = [{"prompt": q, "kind": "forget", "choices": [by_question[q].answer, *by_question[q].perturbed], "answer": 0}
+    # The strength is learned on the policy's own forget examples (never the held-out half), with TOFU's truth-ratio
+    # candidates: the paraphrased answer against the perturbed ones, matched to the retain model's ratios.
+    optimize_rows = [{"prompt": q, "kind": "forget", "choices": [by_question[q].paraphrased or by_question[q].answer,
+                                                                   *by_question[q].perturbed], "answer": 0}
                      for q in training["examples"] if q in by_question]
     write_rails_config(
         config_dir, name="tofu-forget", description=f"The fictitious authors {', '.join(names)}: their lives, books and awards (TOFU).",
         entities=names, examples=training["examples"], keep=training["keep"], optimize_rows=optimize_rows,
         base_model=options.model, adapter=target_dir,
         parameters={k: v for k, v in {"device": options.device, "dtype": options.dtype, "max_new_tokens": preset.max_new_tokens}.items() if v},
-        classifier={"epochs": preset.classifier_epochs, "general_negatives": preset.general_negatives},
-        optimization={"budget": preset.strength_budget, "fluency_prompts": preset.fluency_prompts},
+        # FPR 1%: a retain, real-author or world-fact question the rail flags loses most of its utility, so a
+        # utility within 2% of the target model leaves a false-positive budget well under 2% (5% is the library's
+        # default for policies with no utility target)
+        classifier={"epochs": preset.classifier_epochs, "general_negatives": preset.general_negatives, "target_fpr": 0.01},
+        optimization={"objective": "retain", "retain_model": str(retain_dir), "budget": preset.strength_budget,
+                      "fluency_prompts": preset.fluency_prompts},
     )
     t0 = time.perf_counter()
-    decide, eco_summary = prepare_eco(config_dir, engine=target, progress=progress)
+    decide, eco_summary = prepare_eco(config_dir, engine=target, progress=progress, retain=retain)
     timings["eco_fit_and_strength"] = time.perf_counter() - t0
     eco = eco_cost(eco_summary, timings["eco_fit_and_strength"])
     policy = load_policy(config_dir / "policy.yml")

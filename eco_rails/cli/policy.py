@@ -127,6 +127,13 @@ def _print_optimization(report: dict) -> None:
             f"(target <= {report['target_accuracy']:.2f}, {status}) in {report['evaluations']} evaluations / "
             f"{report['forward_passes']} forward passes"
         )
+    elif report.get("objective") == "retain":
+        console.print(
+            f"Learned strength {report['strength']:.4f}: forget quality (KS p-value of truth ratios against the retain model "
+            f"{report['retain_model']}) {report['clean_forget_quality']:.3f} -> {report['forget_quality']:.3f}; median truth "
+            f"ratio {report['clean_truth_ratio']:.2f} -> {report['truth_ratio']:.2f}, retain model {report['reference_truth_ratio']:.2f}; "
+            f"{report['evaluations']} strengths tried, {report['forward_passes']} forward passes, {report['seconds']:.0f} s"
+        )
     else:
         seeds = ", ".join(f"{s:.3f}" for s in report["seed_strengths"])
         console.print(

@@ -46,7 +46,7 @@ class LearnedEntry(BaseModel):
     key: str = Field(description="SHA-256 of the inputs the strength was learned from; a mismatch makes the entry stale.")
     policy_version: str
     strengths: dict[str, float] = Field(description="Target id -> learned noise strength.")
-    objective: str = Field(description="What the search matched: surrogate (never-seen questions) or chance.")
+    objective: str = Field(description="What the search matched: surrogate (never-seen questions), chance or retain (a retain model).")
     learned_at: str
     report: dict[str, Any] = Field(default_factory=dict, description="The search's summary (evaluations, reference, fluency).")
 
@@ -94,7 +94,8 @@ def learned_key(policy: ForgetPolicy, data_bytes: bytes) -> str:
     """SHA-256 of what a learned strength depends on (not the policy's examples: a re-fit keeps it valid)."""
     payload = {
         "corruption": policy.corruption.model_dump(mode="json", exclude={"strength"}),
-        "optimization": policy.optimization.model_dump(mode="json"),
+        # retain_model is left out while unset, so records learned before it existed keep their key
+        "optimization": policy.optimization.model_dump(mode="json", exclude={"retain_model"} if policy.optimization.retain_model is None else None),
         "data": hashlib.sha256(data_bytes).hexdigest(),
         "terms": {t.id: sorted(t.all_terms()) for t in policy.targets},
     }

@@ -140,11 +140,17 @@ class OptimizationSettings(_Strict):
     """How ``eco-rails optimize`` learns the corruption strength (``corruption.strength: auto``)."""
 
     data: str | None = Field(default=None, description="JSONL of multiple-choice forget questions (ours format), relative to the policy file.")
-    objective: Literal["surrogate", "chance"] = Field(
+    objective: Literal["surrogate", "chance", "retain"] = Field(
         default="surrogate",
         description="surrogate: the weakest corruption under which the forget questions are answered no more confidently "
         "than the same questions about invented names (a model that never saw them); chance: the weakest under which "
-        "multiple-choice accuracy falls to chance + target_margin (ECO's objective for multiple-choice benchmarks).")
+        "multiple-choice accuracy falls to chance + target_margin (ECO's objective for multiple-choice benchmarks); "
+        "retain: the corruption under which the forget questions' truth ratios are most like those of retain_model "
+        "(the KS p-value, ECO's forget quality), within the fluency bound.")
+    retain_model: str | None = Field(
+        default=None,
+        description="retain objective: a model that never learned the forget data, as a PEFT adapter folder (served on "
+        "the config's main model) or a full model folder; relative to the policy file, or absolute.")
     surrogate_seeds: int = Field(default=3, ge=1, le=10, description="Invented-name draws; the strength is their median.")
     target_margin: float = Field(default=0.02, ge=0.0, le=0.5, description="chance objective: stop once accuracy <= chance + this.")
     init_strength: float = Field(default=0.05, gt=0.0)
@@ -152,6 +158,16 @@ class OptimizationSettings(_Strict):
     budget: int = Field(default=24, ge=3, le=500, description="Objective evaluations (each: one forward pass per question).")
     fluency_prompts: int = Field(default=4, ge=0, le=50, description="Forget questions whose corrupted answers are checked for fluency.")
     max_perplexity_ratio: float = Field(default=5.0, gt=1.0, description="Fluency bound: corrupted / clean answer perplexity under the clean model.")
+
+    @model_validator(mode="after")
+    def _retain_needs_a_model(self) -> OptimizationSettings:
+        if self.objective == "retain" and not self.retain_model:
+            raise ValueError("objective: retain needs optimization.retain_model, a model that never learned the forget "
+                             "data (a PEFT adapter folder or a model folder). Name one, or use objective: surrogate.")
+        if self.retain_model and self.objective != "retain":
+            raise ValueError(f"optimization.retain_model is used by objective: retain only (objective is {self.objective}). "
+                             "Set objective: retain, or remove retain_model.")
+        return self
 
 
 class EvaluationSettings(_Strict):

@@ -1,7 +1,7 @@
 """``eco-rails optimize``: learn the policy's corruption strength offline, by zeroth-order search.
 
 ECO chooses the corruption so that the corrupted model behaves on the forget set like a model that never
-learned it. Two objectives, both searched for the *weakest* strength that meets them
+learned it. Three objectives; the first and last are searched for the *weakest* strength that meets them
 (:func:`~eco_rails.strength.search.minimal_strength_search`, forward passes only), because weaker noise keeps
 answers fluent:
 
@@ -11,6 +11,11 @@ answers fluent:
   than the reference's. Drawn with ``surrogate_seeds`` name draws; the median strength is kept and the spread
   reported, so one can see the reference is stable. The KS p-value between the two distributions is
   reported (ECO's forget quality, with the surrogate in the retain model's place).
+* ``retain``: where a model that never learned the forget data exists (a benchmark's retain model, named by
+  ``retain_model``), ECO's own objective: the strength that *maximises* forget quality, the KS p-value between
+  the corrupted model's truth ratios on the forget questions and the retain model's
+  (:func:`~eco_rails.strength.search.best_strength_search`), subject to the fluency bound below (the best
+  strengths are checked in turn, and the first fluent one is kept).
 * ``chance``: multiple-choice accuracy falls to ``chance + target_margin`` (ECO's objective for WMDP/MMLU-like
   multiple-choice knowledge). Stronger: it asks for less than a never-seen model would get.
 
@@ -53,14 +58,41 @@ def forget_accuracy(engine: Any, rows: list[MCQRow], spec: Any | None, whole_pro
 def _answers(engine: Any, items: list[tuple[MCQRow, str]], spec: Any | None, whole_prompt: bool,
              use_chat_template: bool) -> list[tuple[float, bool]]:
     """(probability of the right choice, whether it was picked) for each (row, prompt text)."""
+    return [(answer_probability(s.normalized, row.answer), s.predicted() == row.answer)
+            for (row, _), s in zip(items, _scores(engine, items, spec, whole_prompt, use_chat_template))]
+
+
+def _scores(engine: Any, items: list[tuple[MCQRow, str]], spec: Any | None, whole_prompt: bool,
+            use_chat_template: bool) -> list[Any]:
+    """The choices' teacher-forced scores for each (row, prompt text), every prompt corrupted with ``spec``."""
     from eco_rails.evaluation.scoring import score_choices
 
     flag = FlagDecision.flag(whole_prompt=whole_prompt) if spec is not None else None
-    out = []
-    for row, prompt in items:
-        scores = score_choices(engine, prompt, row.choices, flag=flag, corruption=spec, use_chat_template=use_chat_template)
-        out.append((answer_probability(scores.normalized, row.answer), scores.predicted() == row.answer))
-    return out
+    return [score_choices(engine, prompt, row.choices, flag=flag, corruption=spec, use_chat_template=use_chat_template)
+            for row, prompt in items]
+
+
+def truth_ratios(engine: Any, rows: list[MCQRow], spec: Any | None, whole_prompt: bool = False,
+                 use_chat_template: bool = True) -> list[float]:
+    """TOFU's truth ratio of each row (wrong choices' geometric-mean probability over the right one's,
+    length-normalised), every prompt corrupted with ``spec`` (None: clean)."""
+    return [s.truth_ratio(r.answer) for r, s in zip(rows, _scores(engine, [(r, r.prompt) for r in rows], spec, whole_prompt, use_chat_template))]
+
+
+def retain_engine(resolved: Any, retain_model: str) -> Any:
+    """The retain reference named by ``optimization.retain_model``: a PEFT adapter on the config's main model,
+    or a model folder of its own (same device and dtype as the main model)."""
+    from eco_rails.engine.generation import get_engine
+
+    path = Path(retain_model).expanduser()
+    path = path if path.is_absolute() else (resolved.policy_path.parent / path).resolve()
+    if not path.exists():
+        raise ConfigError(f"{resolved.policy_path}: optimization.retain_model {retain_model!r} does not exist ({path}). "
+                          "Name a PEFT adapter folder or a model folder trained without the forget data.")
+    params = resolved.main_model.parameters
+    if (path / "adapter_config.json").is_file():
+        return get_engine(resolved.main_model.model, device=params.get("device"), dtype=params.get("dtype"), adapter=path)
+    return get_engine(path, device=params.get("device"), dtype=params.get("dtype"))
 
 
 def fluency_check(engine: Any, rows: list[MCQRow], spec: Any, whole_prompt: bool = False, settings: Any = None) -> dict[str, Any]:
@@ -101,8 +133,12 @@ def policy_terms(policy: ForgetPolicy) -> list[str]:
     return sorted({t for target in policy.targets for t in target.all_terms()})
 
 
-def optimize_strength(config_dir: Path, *, progress: ProgressSink | None = None, engine: Any = None) -> dict:
+def optimize_strength(config_dir: Path, *, progress: ProgressSink | None = None, engine: Any = None,
+                      retain: Any = None) -> dict:
     """Learn the strength for a rails config's policy; record it beside the policy and in the artifact manifest.
+
+    ``engine`` / ``retain``: already loaded engines for the main model and the retain reference (loaded from
+    the config and ``optimization.retain_model`` when None).
 
     Returns the search report (strength, objective values, evaluations, forward passes, fluency, history).
     Raises :class:`ConfigError` when the policy has no optimisation data, its method has no strength, or
@@ -131,6 +167,9 @@ def optimize_strength(config_dir: Path, *, progress: ProgressSink | None = None,
         forward_passes += len(items)
         return _answers(engine, items, policy.corruption.spec(learned_strength=s) if s is not None else None, whole, chat)
 
+    if opt.objective == "retain":
+        found = _retain_search(resolved, rows, engine, retain, whole, chat, sink)
+        return _finish(resolved, found, found["strength"], started)
     terms = policy_terms(policy)
     # the questions searched on: all of them (chance), or those naming a key term or entity (surrogate)
     searched = rows if opt.objective == "chance" else [r for r in rows if substitute_terms(r.prompt, terms, random.Random(0))]
@@ -195,20 +234,90 @@ def optimize_strength(config_dir: Path, *, progress: ProgressSink | None = None,
             seed_strengths=[run[0].strength for run in runs],
             seed_reference_probability=[statistics.fmean(run[1]) for run in runs],
         )
-    from eco_rails.engine.generation import GenerationSettings
-
-    decoding = GenerationSettings.from_parameters(resolved.main_model.parameters, source="models[].parameters").model_copy(
-        update={"max_new_tokens": 64})
-    spec = policy.corruption.spec(learned_strength=strength)
-    fluency = fluency_check(engine, rows[: opt.fluency_prompts], spec, whole, decoding) if opt.fluency_prompts else {}
     report.update(
         strength=strength, accuracy=statistics.fmean(h for _, h in cache.get(strength, [])) if strength in cache else None,
         reached_target=reached, evaluations=evaluations, forward_passes=forward_passes,
-        fluency={k: v for k, v in fluency.items() if k != "answers"}, fluency_answers=fluency.get("answers", []),
-        fluent=bool(fluency) and fluency["ratio"] <= opt.max_perplexity_ratio and fluency["empty_rate"] == 0,
-        seconds=round(time.perf_counter() - started, 1),
         history=[{"strength": e.strength, "value": e.value, "phase": e.phase} for e in history],
     )
+    report.update(_fluency(resolved, rows, engine, whole, strength) if opt.fluency_prompts else
+                  {"fluency": {}, "fluency_answers": [], "fluent": False})
+    return _finish(resolved, report, strength, started)
+
+
+def _decoding(resolved: Any) -> Any:
+    from eco_rails.engine.generation import GenerationSettings
+
+    return GenerationSettings.from_parameters(resolved.main_model.parameters, source="models[].parameters").model_copy(
+        update={"max_new_tokens": 64})
+
+
+def _fluency(resolved: Any, rows: list[MCQRow], engine: Any, whole: bool, strength: float) -> dict[str, Any]:
+    """The fluency check of ``strength`` as report fields (``fluency``, ``fluency_answers``, ``fluent``)."""
+    opt = resolved.policy.optimization
+    spec = resolved.policy.corruption.spec(learned_strength=strength)
+    fluency = fluency_check(engine, rows[: opt.fluency_prompts], spec, whole, _decoding(resolved))
+    return {"fluency": {k: v for k, v in fluency.items() if k != "answers"}, "fluency_answers": fluency["answers"],
+            "fluent": fluency["ratio"] <= opt.max_perplexity_ratio and fluency["empty_rate"] == 0}
+
+
+def _retain_search(resolved: Any, rows: list[MCQRow], engine: Any, retain: Any, whole: bool, chat: bool,
+                   sink: ProgressSink) -> dict[str, Any]:
+    """The retain objective: the strength whose corrupted truth ratios are most like the retain model's (KS
+    p-value, maximised by :func:`best_strength_search`), then the fluency bound: the best strengths are checked
+    in turn (at most three) and the first fluent one is kept."""
+    from scipy.stats import ks_2samp
+
+    from eco_rails.strength.search import best_strength_search
+
+    policy, opt = resolved.policy, resolved.policy.optimization
+    usable = [r for r in rows if len(r.choices) >= 2]
+    if len(usable) < 5:
+        raise ConfigError(f"{opt.data}: objective: retain compares truth-ratio distributions and needs at least 5 "
+                          f"questions with two or more choices ({len(usable)} found).")
+    if retain is None:
+        retain = retain_engine(resolved, str(opt.retain_model))
+    advance = sink.task("Optimizing corruption strength", opt.budget + 2)
+    reference = truth_ratios(retain, usable, None, whole, chat)
+    clean = truth_ratios(engine, usable, None, whole, chat)
+    advance(1, description="retain model's truth ratios")
+    ratios: dict[float, list[float]] = {}
+
+    def quality(s: float) -> float:
+        ratios[s] = truth_ratios(engine, usable, policy.corruption.spec(learned_strength=s), whole, chat)
+        return float(ks_2samp(ratios[s], reference).pvalue)
+
+    result = best_strength_search(
+        quality, init=opt.init_strength, max_strength=opt.max_strength, budget=opt.budget,
+        on_evaluation=lambda e: advance(1, description=f"strength {e.strength:.3f}: forget quality {e.value:.3f}"))
+    report: dict[str, Any] = {
+        "objective": "retain", "questions": len(rows), "searched_questions": len(usable),
+        "retain_model": str(opt.retain_model), "clean_forget_quality": float(ks_2samp(clean, reference).pvalue),
+        "reference_truth_ratio": statistics.median(reference), "clean_truth_ratio": statistics.median(clean),
+        "reached_target": True, "evaluations": result.evaluations, "forward_passes": len(usable) * (result.evaluations + 2),
+        "history": [{"strength": e.strength, "value": e.value, "phase": e.phase} for e in result.history],
+    }
+    candidates = sorted(result.history, key=lambda e: (-e.value, e.strength))
+    checked: dict[float, dict[str, Any]] = {}
+    chosen = candidates[0]
+    for e in candidates[: 3 if opt.fluency_prompts else 0]:
+        checked[e.strength] = _fluency(resolved, rows, engine, whole, e.strength)
+        if checked[e.strength]["fluent"]:
+            chosen = e
+            break
+    # none fluent: the best one is kept, and the report says so (fluent: false, every strength tried listed)
+    report.update(strength=chosen.strength, forget_quality=chosen.value, truth_ratio=statistics.median(ratios[chosen.strength]),
+                  **checked.get(chosen.strength, {"fluency": {}, "fluency_answers": [], "fluent": False}))
+    tried = [{"strength": s, "forget_quality": cache_value, "fluent": f["fluent"]}
+             for (s, f), cache_value in zip(checked.items(), (e.value for e in candidates))]
+    report["fluency_tried"] = tried
+    advance(1)
+    return report
+
+
+def _finish(resolved: Any, report: dict[str, Any], strength: float, started: float) -> dict[str, Any]:
+    """Record the learned strength beside the policy and in the artifact manifest."""
+    policy, opt = resolved.policy, resolved.policy.optimization
+    report["seconds"] = round(time.perf_counter() - started, 1)
     strengths = {t: strength for t in policy.target_ids}
     data_bytes = (resolved.policy_path.parent / str(opt.data)).read_bytes()
     model = model_identity(resolved.main_model.model, resolved.main_model.parameters.get("adapter"))

@@ -27,7 +27,7 @@ from typing import Callable, Literal
 class Evaluation:
     strength: float
     value: float
-    phase: Literal["start", "gradient", "bracket", "bisect"]
+    phase: Literal["start", "gradient", "bracket", "bisect", "grid", "golden"]
 
 
 @dataclass
@@ -58,19 +58,11 @@ def minimal_strength_search(
     """
     if not (min_strength > 0 and max_strength > min_strength and min_strength <= init <= max_strength):
         raise ValueError("need 0 < min_strength <= init <= max_strength")
-    history: list[Evaluation] = []
-    cache: dict[float, float] = {}
+    evaluate = _Evaluator(objective, budget, on_evaluation)
+    history = evaluate.history
 
     def f(s: float, phase: str) -> float:
-        s = float(min(max(s, min_strength), max_strength))
-        if s not in cache:
-            if len(history) >= budget:
-                raise _BudgetSpent
-            cache[s] = float(objective(s))
-            history.append(Evaluation(s, cache[s], phase))  # type: ignore[arg-type]
-            if on_evaluation:
-                on_evaluation(history[-1])
-        return cache[s]
+        return evaluate(min(max(s, min_strength), max_strength), phase)
 
     def best() -> SearchResult:
         ok = [e for e in history if e.value <= target]
@@ -119,3 +111,85 @@ def minimal_strength_search(
 
 class _BudgetSpent(Exception):
     pass
+
+
+class _Evaluator:
+    """The objective, evaluated at most once per strength and at most ``budget`` times (then
+    :class:`_BudgetSpent`), every evaluation recorded in ``history`` and reported to ``on_evaluation``."""
+
+    def __init__(self, objective: Callable[[float], float], budget: int,
+                 on_evaluation: Callable[[Evaluation], None] | None) -> None:
+        self.objective, self.budget, self.on_evaluation = objective, budget, on_evaluation
+        self.history: list[Evaluation] = []
+        self.cache: dict[float, float] = {}
+
+    def __call__(self, strength: float, phase: str) -> float:
+        s = float(strength)
+        if s not in self.cache:
+            if len(self.history) >= self.budget:
+                raise _BudgetSpent
+            self.cache[s] = float(self.objective(s))
+            self.history.append(Evaluation(s, self.cache[s], phase))  # type: ignore[arg-type]
+            if self.on_evaluation:
+                self.on_evaluation(self.history[-1])
+        return self.cache[s]
+
+
+def best_strength_search(
+    objective: Callable[[float], float],
+    *,
+    init: float,
+    max_strength: float,
+    budget: int = 16,
+    grid_points: int | None = None,
+    on_evaluation: Callable[[Evaluation], None] | None = None,
+) -> SearchResult:
+    """Find the strength in ``[init, max_strength]`` that *maximises* ``objective`` (ECO's forget quality:
+    the KS p-value between the corrupted model's and a retain model's truth ratios), forward passes only.
+
+    Such an objective rises while the corruption removes what the model knows, and falls again once the
+    corruption is so strong that the model no longer prefers anything (a retain model still does). It is
+    also piecewise constant (a KS statistic moves in steps of 1/n), so a finite difference is mostly zero:
+
+    * a geometric grid of ``grid_points`` strengths (default: half the budget) from ``init`` to
+      ``max_strength`` finds the region of the peak;
+    * golden-section search in ``log s`` between the best grid point's neighbours spends the rest;
+    * ties go to the *weaker* strength (a plateau of equal p-values: the least corruption that reaches it,
+      which keeps answers fluent). ``reached_target`` is always True (there is no target to miss).
+
+    Pure: the objective is any function of the strength; nothing here touches a model.
+    """
+    if not (0 < init < max_strength):
+        raise ValueError("need 0 < init < max_strength")
+    if budget < 3:
+        raise ValueError("best_strength_search needs a budget of at least 3 evaluations")
+    points = min(max(grid_points or budget // 2, 3), budget)
+    evaluate = _Evaluator(objective, budget, on_evaluation)
+    history = evaluate.history
+
+    def f(theta: float, phase: str) -> float:
+        return evaluate(math.exp(theta), phase)
+
+    def rank(e: Evaluation) -> tuple[float, float]:
+        return (-e.value, e.strength)
+
+    lo, hi = math.log(init), math.log(max_strength)
+    grid = [lo + (hi - lo) * i / (points - 1) for i in range(points)]
+    for theta in grid:
+        f(theta, "grid")
+    best_index = min(range(points), key=lambda i: rank(history[i]))
+    a, b = grid[max(best_index - 1, 0)], grid[min(best_index + 1, points - 1)]
+    ratio = (math.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    try:
+        while b - a > 1e-3:
+            if f(c, "golden") >= f(d, "golden"):  # ties: keep the weaker side
+                b, d = d, c
+                c = b - ratio * (b - a)
+            else:
+                a, c = c, d
+                d = a + ratio * (b - a)
+    except _BudgetSpent:
+        pass
+    pick = min(history, key=rank)
+    return SearchResult(pick.strength, pick.value, True, len(history), history)

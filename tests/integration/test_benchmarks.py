@@ -53,6 +53,47 @@ def test_tofu_quick_injection_check_and_classifier_rates(tofu_report):
     assert clf["learned_strength"]
 
 
+def test_tofu_learns_ecos_strength_against_its_retain_model(tofu_report):
+    """TOFU has a retain model, so the strength maximises forget quality against it (ECO's objective): the
+    search's best p-value is at least the clean target's, and the record names the retain adapter."""
+    report, work = tofu_report
+    opt = report["classifier"]["optimization"]
+    assert opt["objective"] == "retain" and opt["retain_model"] == report["injection"]["retain"]["adapter"]
+    assert opt["forget_quality"] == max(h["value"] for h in opt["history"]) >= opt["clean_forget_quality"]
+    assert {h["phase"] for h in opt["history"]} <= {"grid", "golden"} and opt["evaluations"] <= 5  # the quick budget
+    assert opt["strength"] == report["classifier"]["learned_strength"]["tofu-forget"]
+    record = json.loads((work / "tofu-quick-eco" / "policy.learned.json").read_text())
+    assert [e["objective"] for e in record["models"].values()] == ["retain"]
+
+
+def test_optimize_loads_the_retain_model_the_policy_names_relative_to_the_policy_file(tofu_report, tmp_path):
+    """`eco-rails optimize` on a config whose policy names its retain adapter by a relative path: the adapter is
+    loaded on the config's main model; a path that does not exist is an error naming the field."""
+    import os
+    import shutil
+
+    import yaml
+
+    from eco_rails.errors import ConfigError
+    from eco_rails.strength.optimize import optimize_strength
+
+    report, work = tofu_report
+    config = tmp_path / "cfg"
+    shutil.copytree(work / "tofu-quick-eco", config)
+    raw = yaml.safe_load((config / "policy.yml").read_text())
+    raw["optimization"]["retain_model"] = os.path.relpath(report["injection"]["retain"]["adapter"], config)
+    raw["optimization"]["budget"] = 3
+    (config / "policy.yml").write_text(yaml.safe_dump(raw))
+    found = optimize_strength(config)
+    assert found["objective"] == "retain" and found["evaluations"] == 3
+    # the same reference as the benchmark's own search: the clean target's forget quality is the same number
+    assert found["clean_forget_quality"] == pytest.approx(report["classifier"]["optimization"]["clean_forget_quality"])
+    raw["optimization"]["retain_model"] = "no-such-adapter"
+    (config / "policy.yml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="optimization.retain_model 'no-such-adapter' does not exist"):
+        optimize_strength(config)
+
+
 def test_tofu_report_files_are_written_as_strict_json_markdown_and_png(tofu_report, tmp_path):
     from eco_rails.benchmarks.report import write_report
 

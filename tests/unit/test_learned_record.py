@@ -107,3 +107,25 @@ def test_the_strength_source_is_the_record_then_the_artifact_then_none(policy_di
     _record(policy_dir, strength=0.7)
     record = strength_source(policy, path, "smollm2-135m", {"wizard-school": 0.2}, policy_dir / "onnx")
     assert record.strengths == {"wizard-school": 0.7} and record.path.endswith("policy.learned.json"), "the record wins"
+
+
+def test_the_retain_objective_needs_a_retain_model_and_a_new_reference_makes_the_strength_stale(policy_dir):
+    path = policy_dir / "policy.yml"
+    raw = yaml.safe_load(path.read_text())
+    raw["optimization"]["objective"] = "retain"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="retain_model") as missing:
+        load_policy(path)
+    assert "policy.yml" in str(missing.value) and "objective: surrogate" in str(missing.value)
+    raw["optimization"] = {**raw["optimization"], "objective": "surrogate", "retain_model": "retain-adapter"}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="objective: retain only"):
+        load_policy(path)
+    raw["optimization"]["objective"] = "retain"
+    path.write_text(yaml.safe_dump(raw))
+    _record(policy_dir)
+    assert lookup_learned(load_policy(path), path, "smollm2-135m").status == "learned"
+    raw["optimization"]["retain_model"] = "another-retain-adapter"
+    path.write_text(yaml.safe_dump(raw))
+    assert lookup_learned(load_policy(path), path, "smollm2-135m").status == "stale", "matched to another reference"
+

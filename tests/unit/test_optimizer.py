@@ -74,3 +74,59 @@ def test_a_metric_that_rises_locally_does_not_stall_the_search():
     assert result.reached_target and 3.0 <= result.strength <= 3.0 * 1.06
     result = minimal_strength_search(lambda s: 0.9, target=0.27, init=0.01, max_strength=10.0, budget=1000)
     assert not result.reached_target and result.evaluations < 100
+
+
+# best_strength_search: maximise a forget-quality-like objective (rises, peaks, falls)
+
+def peaked(s: float) -> float:
+    """A p-value-like curve with its peak at s = 2.0 (log-normal bump in log s)."""
+    return math.exp(-(math.log(s / 2.0) ** 2) / 0.5)
+
+
+def test_best_strength_search_finds_the_peak_of_a_rise_and_fall_objective():
+    from eco_rails.strength.search import best_strength_search
+
+    result = best_strength_search(peaked, init=0.05, max_strength=20.0, budget=16)
+    assert abs(math.log(result.strength / 2.0)) < 0.1
+    assert result.evaluations <= 16 and len(result.history) == result.evaluations
+    assert {e.phase for e in result.history} == {"grid", "golden"}
+    assert result.value == max(e.value for e in result.history)
+
+
+def test_best_strength_search_takes_the_weakest_strength_on_a_plateau():
+    """KS p-values are piecewise constant: of equal values, the least corruption wins (fluency)."""
+    from eco_rails.strength.search import best_strength_search
+
+    def plateau(s: float) -> float:
+        return 1.0 if 1.0 <= s <= 6.0 else (0.2 if s < 1.0 else 0.05)
+
+    result = best_strength_search(plateau, init=0.05, max_strength=20.0, budget=16)
+    assert result.value == 1.0
+    assert result.strength == min(e.strength for e in result.history if e.value == 1.0)
+    assert result.strength < 3.0
+
+
+def test_best_strength_search_respects_its_budget_and_its_range():
+    from eco_rails.strength.search import best_strength_search
+
+    calls: list[float] = []
+
+    def counted(s: float) -> float:
+        calls.append(s)
+        return peaked(s)
+
+    result = best_strength_search(counted, init=0.1, max_strength=10.0, budget=5)
+    assert len(calls) == result.evaluations == 5
+    assert all(0.1 * (1 - 1e-9) <= s <= 10.0 * (1 + 1e-9) for s in calls)
+    # a peak at the end of the range is found there, not past it
+    edge = best_strength_search(lambda s: s, init=0.1, max_strength=10.0, budget=10)
+    assert edge.strength == pytest.approx(10.0)
+
+
+def test_best_strength_search_rejects_a_bad_range_or_budget():
+    from eco_rails.strength.search import best_strength_search
+
+    with pytest.raises(ValueError, match="init < max_strength"):
+        best_strength_search(peaked, init=5.0, max_strength=5.0)
+    with pytest.raises(ValueError, match="budget"):
+        best_strength_search(peaked, init=0.1, max_strength=5.0, budget=2)
