@@ -66,7 +66,7 @@ PRESETS: dict[str, TofuPreset] = {
                           real_limit=60, world_limit=60),
     "quick": TofuPreset(forget_authors=(199,), retain_authors=(0, 1),
                         injection=InjectionSettings(epochs=2, batch_size=8), retain_limit=8, real_limit=6, world_limit=6,
-                        max_new_tokens=24, classifier_epochs=1, general_negatives=120, strength_budget=5, fluency_prompts=0,
+                        max_new_tokens=24, classifier_epochs=1, general_negatives=120, strength_budget=3, fluency_prompts=0,
                         unlearning=UnlearnSettings(format="chat", epochs=1, localisation_copies=1, check_rows=16, checks_per_epoch=1)),
     "full": TofuPreset(forget_authors=tuple(range(180, 200)), retain_authors=tuple(range(180)),
                        injection=InjectionSettings(epochs=5, batch_size=16)),

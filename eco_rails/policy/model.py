@@ -178,6 +178,9 @@ class EvaluationSettings(_Strict):
         description="JSONL rows {id, category, in_scope, prompt | turns}, relative to the policy file.")
 
 
+_HASHED_ONLY_WHEN_SET = (("optimization", "retain_model"),)
+
+
 class ForgetPolicy(_Strict):
     """A forget policy. See ``rails_configs/harry_potter/policy.yml`` for a complete example."""
 
@@ -216,7 +219,13 @@ class ForgetPolicy(_Strict):
 
     def content_hash(self) -> str:
         """SHA-256 of the policy's content (not its formatting): artifacts record it to detect staleness."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        content = self.model_dump(mode="json")
+        # fields added after artifacts were first fitted stay out while unset, so an artifact fitted before they
+        # existed is not reported stale (its policy did not change)
+        for section, field in _HASHED_ONLY_WHEN_SET:
+            if content[section].get(field) is None:
+                content[section].pop(field, None)
+        canonical = json.dumps(content, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     @property

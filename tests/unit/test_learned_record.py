@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -129,3 +130,16 @@ def test_the_retain_objective_needs_a_retain_model_and_a_new_reference_makes_the
     path.write_text(yaml.safe_dump(raw))
     assert lookup_learned(load_policy(path), path, "smollm2-135m").status == "stale", "matched to another reference"
 
+
+
+def test_the_policy_hash_counts_retain_model_only_when_it_is_set(policy_dir):
+    """Fitted artifacts record the policy's hash; a field added later must not make every one of them stale while
+    unset, and must count once set."""
+    path = policy_dir / "policy.yml"
+    policy = load_policy(path)
+    assert "retain_model" not in json.dumps(policy.model_dump(exclude={"optimization"}))
+    unset = policy.content_hash()
+    with_model = policy.model_copy(update={"optimization": policy.optimization.model_copy(
+        update={"objective": "retain", "retain_model": "retain-adapter"})})
+    retain_only = policy.model_copy(update={"optimization": policy.optimization.model_copy(update={"objective": "retain"})})
+    assert with_model.content_hash() != retain_only.content_hash() != unset
