@@ -94,8 +94,7 @@ def learned_key(policy: ForgetPolicy, data_bytes: bytes) -> str:
     """SHA-256 of what a learned strength depends on (not the policy's examples: a re-fit keeps it valid)."""
     payload = {
         "corruption": policy.corruption.model_dump(mode="json", exclude={"strength"}),
-        # retain_model is left out while unset, so records learned before it existed keep their key
-        "optimization": policy.optimization.model_dump(mode="json", exclude={"retain_model"} if policy.optimization.retain_model is None else None),
+        "optimization": policy.optimization.content(),
         "data": hashlib.sha256(data_bytes).hexdigest(),
         "terms": {t.id: sorted(t.all_terms()) for t in policy.targets},
     }

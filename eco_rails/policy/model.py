@@ -159,6 +159,11 @@ class OptimizationSettings(_Strict):
     fluency_prompts: int = Field(default=4, ge=0, le=50, description="Forget questions whose corrupted answers are checked for fluency.")
     max_perplexity_ratio: float = Field(default=5.0, gt=1.0, description="Fluency bound: corrupted / clean answer perplexity under the clean model.")
 
+    def content(self) -> dict:
+        """The settings as hashed for staleness checks (the policy's hash, the learned strength's key):
+        ``retain_model`` stays out while unset, so what was fitted or learned before it existed stays fresh."""
+        return self.model_dump(mode="json", exclude={"retain_model"} if self.retain_model is None else None)
+
     @model_validator(mode="after")
     def _retain_needs_a_model(self) -> OptimizationSettings:
         if self.objective == "retain" and not self.retain_model:
@@ -176,9 +181,6 @@ class EvaluationSettings(_Strict):
     suite: str | None = Field(
         default=None,
         description="JSONL rows {id, category, in_scope, prompt | turns}, relative to the policy file.")
-
-
-_HASHED_ONLY_WHEN_SET = (("optimization", "retain_model"),)
 
 
 class ForgetPolicy(_Strict):
@@ -219,12 +221,7 @@ class ForgetPolicy(_Strict):
 
     def content_hash(self) -> str:
         """SHA-256 of the policy's content (not its formatting): artifacts record it to detect staleness."""
-        content = self.model_dump(mode="json")
-        # fields added after artifacts were first fitted stay out while unset, so an artifact fitted before they
-        # existed is not reported stale (its policy did not change)
-        for section, field in _HASHED_ONLY_WHEN_SET:
-            if content[section].get(field) is None:
-                content[section].pop(field, None)
+        content = {**self.model_dump(mode="json"), "optimization": self.optimization.content()}
         canonical = json.dumps(content, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

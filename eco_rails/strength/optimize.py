@@ -44,7 +44,7 @@ from eco_rails.evaluation.mcq_data import MCQRow, load_rows
 from eco_rails.policy import ForgetPolicy
 from eco_rails.policy.learned import learned_path, model_identity, new_entry, write_learned
 from eco_rails.progress import ProgressSink, SilentProgress
-from eco_rails.rails.resolved import resolve_config
+from eco_rails.rails.resolved import config_relative, resolve_config
 from eco_rails.strength.search import minimal_strength_search
 from eco_rails.strength.surrogate import answer_probability, mean_gap, substitute_terms
 
@@ -84,8 +84,7 @@ def retain_engine(resolved: Any, retain_model: str) -> Any:
     or a model folder of its own (same device and dtype as the main model)."""
     from eco_rails.engine.generation import get_engine
 
-    path = Path(retain_model).expanduser()
-    path = path if path.is_absolute() else (resolved.policy_path.parent / path).resolve()
+    path = Path(config_relative(retain_model, resolved.policy_path.parent))
     if not path.exists():
         raise ConfigError(f"{resolved.policy_path}: optimization.retain_model {retain_model!r} does not exist ({path}). "
                           "Name a PEFT adapter folder or a model folder trained without the forget data.")
@@ -239,23 +238,22 @@ def optimize_strength(config_dir: Path, *, progress: ProgressSink | None = None,
         reached_target=reached, evaluations=evaluations, forward_passes=forward_passes,
         history=[{"strength": e.strength, "value": e.value, "phase": e.phase} for e in history],
     )
-    report.update(_fluency(resolved, rows, engine, whole, strength) if opt.fluency_prompts else
-                  {"fluency": {}, "fluency_answers": [], "fluent": False})
+    report.update(_fluency(resolved, rows, engine, whole, strength))
     return _finish(resolved, report, strength, started)
 
 
-def _decoding(resolved: Any) -> Any:
+def _fluency(resolved: Any, rows: list[MCQRow], engine: Any, whole: bool, strength: float) -> dict[str, Any]:
+    """The fluency check of ``strength`` as report fields (``fluency``, ``fluency_answers``, ``fluent``); empty
+    and not fluent when ``fluency_prompts`` is 0 (nothing was checked)."""
     from eco_rails.engine.generation import GenerationSettings
 
-    return GenerationSettings.from_parameters(resolved.main_model.parameters, source="models[].parameters").model_copy(
-        update={"max_new_tokens": 64})
-
-
-def _fluency(resolved: Any, rows: list[MCQRow], engine: Any, whole: bool, strength: float) -> dict[str, Any]:
-    """The fluency check of ``strength`` as report fields (``fluency``, ``fluency_answers``, ``fluent``)."""
     opt = resolved.policy.optimization
+    if not opt.fluency_prompts:
+        return {"fluency": {}, "fluency_answers": [], "fluent": False}
     spec = resolved.policy.corruption.spec(learned_strength=strength)
-    fluency = fluency_check(engine, rows[: opt.fluency_prompts], spec, whole, _decoding(resolved))
+    decoding = GenerationSettings.from_parameters(resolved.main_model.parameters, source="models[].parameters").model_copy(
+        update={"max_new_tokens": 64})
+    fluency = fluency_check(engine, rows[: opt.fluency_prompts], spec, whole, decoding)
     return {"fluency": {k: v for k, v in fluency.items() if k != "answers"}, "fluency_answers": fluency["answers"],
             "fluent": fluency["ratio"] <= opt.max_perplexity_ratio and fluency["empty_rate"] == 0}
 
@@ -297,19 +295,17 @@ def _retain_search(resolved: Any, rows: list[MCQRow], engine: Any, retain: Any, 
         "history": [{"strength": e.strength, "value": e.value, "phase": e.phase} for e in result.history],
     }
     candidates = sorted(result.history, key=lambda e: (-e.value, e.strength))
-    checked: dict[float, dict[str, Any]] = {}
-    chosen = candidates[0]
-    for e in candidates[: 3 if opt.fluency_prompts else 0]:
-        checked[e.strength] = _fluency(resolved, rows, engine, whole, e.strength)
-        if checked[e.strength]["fluent"]:
-            chosen = e
+    tried: list[tuple[Any, dict[str, Any]]] = []
+    for e in candidates[: 3 if opt.fluency_prompts else 1]:
+        tried.append((e, _fluency(resolved, rows, engine, whole, e.strength)))
+        if tried[-1][1]["fluent"]:
             break
-    # none fluent: the best one is kept, and the report says so (fluent: false, every strength tried listed)
+    # the first fluent one; none fluent: the best one is kept, and the report says so (fluent: false)
+    chosen, fluency = tried[-1] if tried[-1][1]["fluent"] else tried[0]
     report.update(strength=chosen.strength, forget_quality=chosen.value, truth_ratio=statistics.median(ratios[chosen.strength]),
-                  **checked.get(chosen.strength, {"fluency": {}, "fluency_answers": [], "fluent": False}))
-    tried = [{"strength": s, "forget_quality": cache_value, "fluent": f["fluent"]}
-             for (s, f), cache_value in zip(checked.items(), (e.value for e in candidates))]
-    report["fluency_tried"] = tried
+                  **fluency)
+    report["fluency_tried"] = [{"strength": e.strength, "forget_quality": e.value, "fluent": f["fluent"]}
+                               for e, f in tried] if opt.fluency_prompts else []
     advance(1)
     return report
 
