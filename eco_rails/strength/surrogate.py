@@ -3,7 +3,8 @@
 ECO chooses the corruption so that the corrupted model's forget-set behaviour matches a model that never
 learned the data. The benchmarks have such a model (TOFU's retain model); a user's policy has none. The
 surrogate builds one from the policy itself: each optimisation question with every key term and entity name
-replaced by an invented one ("Who is Harry Potter's godfather?" -> "Who is Tenvo Kalom's godfather?"). The
+replaced by an invented one ("Who is Harry Potter's godfather?" -> "Who is Tenvo Kalom's godfather?"), and
+so is a first name or surname of one said alone in mid-sentence ("Harry's parents"). The
 *clean* model's answer probabilities on those questions are what "never heard of it" looks like for this
 model and these question shapes (the answer choices still carry whatever the world gives away).
 
@@ -21,7 +22,7 @@ import random
 import re
 from typing import Iterable, Sequence
 
-__all__ = ["answer_probability", "invented_name", "mean_gap", "substitute_terms"]
+__all__ = ["answer_probability", "invented_name", "mean_gap", "name_parts", "substitute_terms"]
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "st", "th", "tr")
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
@@ -49,10 +50,45 @@ def _term_pattern(terms: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
 
+_FUNCTION_WORDS = frozenset({"of", "the", "and", "in", "on", "at", "to", "for", "with", "von", "van", "de", "la", "le"})
+_SENTENCE_END = (".", "?", "!", ":", ";", '"', "(")
+
+
+def name_parts(terms: Iterable[str]) -> list[str]:
+    """The words of the terms that are names of two or three capitalised words ("Harry" and "Potter" of "Harry
+    Potter"): a question that says only "Harry's parents" still names the entity, and a surrogate that kept
+    "Harry" would still be about him (the clean model knows the answer, and the reference comes out too
+    confident). Longer terms are titles ("Warner Bros. Studio Tour London ..."), whose words ("London") are not
+    names of the policy's world."""
+    parts: set[str] = set()
+    for term in terms:
+        tokens = [t.strip(".,'’\"()") for t in term.split()]
+        content = [t for t in tokens if t.lower() not in _FUNCTION_WORDS]
+        if not 2 <= len(tokens) <= 3 or not all(t[:1].isupper() for t in content):
+            continue
+        parts.update(t for t in content if len(t) >= 3 and t.isalpha())
+    return sorted(parts, key=len, reverse=True)
+
+
+def _part_pattern(parts: Sequence[str]) -> re.Pattern[str] | None:
+    # case-sensitive: a capitalised word in mid-sentence is a name ("Harry's"), the same word lower-case is not
+    # ("a black cat" is not Sirius Black)
+    return re.compile("|".join(rf"(?<!\w){re.escape(p)}(?!\w)" for p in parts)) if parts else None
+
+
+def _mid_sentence(text: str, start: int) -> bool:
+    before = text[:start].rstrip()
+    return bool(before) and not before.endswith(_SENTENCE_END)
+
+
 def substitute_terms(question: str, terms: Sequence[str], rng: random.Random,
                      choices: Sequence[str] = ()) -> tuple[str, list[str]] | None:
     """``question`` and its ``choices`` with each key term / entity name replaced by an invented name (the same
     term by the same name throughout the row), or None when the question mentions none (no surrogate then).
+
+    In the question, a capitalised word of a multi-word term in mid-sentence is a name too and is replaced
+    ("Who teaches Potions to Harry?" -> "... to Tenvo?"); at the start of a sentence a capitalised word may be
+    an ordinary one ("Order", "Black"), so it stays.
 
     The choices are rewritten only when *every* choice names a term (four houses, four characters): then a
     model that never saw them has nothing to go on. Otherwise they stay as they are, since mixing invented and
@@ -61,7 +97,11 @@ def substitute_terms(question: str, terms: Sequence[str], rng: random.Random,
     and real choices ("J.K. Rowling", "Unseen University") carry what the world knows about them either way.
     """
     pattern = _term_pattern(terms)
-    if pattern is None or not pattern.search(question):
+    if pattern is None:
+        return None
+    parts = _part_pattern(name_parts(terms))
+    part_hits = [m for m in parts.finditer(question) if _mid_sentence(question, m.start())] if parts else []
+    if not pattern.search(question) and not part_hits:
         return None
     names: dict[str, str] = {}
 
@@ -72,6 +112,9 @@ def substitute_terms(question: str, terms: Sequence[str], rng: random.Random,
         return names[key]
 
     new_question = pattern.sub(replace, question)
+    if parts is not None:
+        new_question = parts.sub(lambda m: replace(m) if _mid_sentence(new_question, m.start()) else m.group(0),
+                                 new_question)
     if choices and all(pattern.search(c) for c in choices):
         return new_question, [pattern.sub(replace, c) for c in choices]
     return new_question, list(choices)

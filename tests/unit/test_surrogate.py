@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from eco_rails.strength.surrogate import answer_probability, invented_name, mean_gap, substitute_terms
+from eco_rails.strength.surrogate import answer_probability, invented_name, mean_gap, name_parts, substitute_terms
 
 TERMS = ["Harry Potter", "Harry", "Hogwarts", "Ron Weasley", "Platform 9 3/4"]
 
@@ -36,6 +36,27 @@ def test_the_longest_term_wins_and_terms_inside_other_words_are_left_alone():
 def test_terms_ending_in_symbols_are_matched():
     question, _ = substitute_terms("Where is Platform 9 3/4 exactly?", TERMS, random.Random(2))
     assert "9 3/4" not in question
+
+
+def test_a_first_name_alone_in_mid_sentence_still_names_the_entity_and_is_replaced():
+    terms = ["Harry Potter", "Sirius Black", "Hogwarts"]
+    question, _ = substitute_terms("Who teaches Potions to Harry for his first five years?", terms, random.Random(0))
+    assert "Harry" not in question and question.startswith("Who teaches Potions to ")
+    question, _ = substitute_terms("Where do Harry's aunt and uncle live near Hogwarts?", terms, random.Random(0))
+    assert "Harry" not in question and "'s aunt" in question
+
+
+def test_a_name_part_at_a_sentence_start_or_in_lower_case_is_an_ordinary_word():
+    terms = ["Sirius Black", "Hogwarts"]
+    question, _ = substitute_terms("Black cats at Hogwarts: is a black cat unlucky?", terms, random.Random(0))
+    assert question.startswith("Black cats at ") and "a black cat" in question and "Hogwarts" not in question
+    assert substitute_terms("Black or white?", terms, random.Random(0)) is None
+
+
+def test_name_parts_come_from_short_capitalised_names_not_from_titles():
+    parts = name_parts(["Harry Potter", "Order of the Phoenix", "Warner Bros. Studio Tour London – The Making of Harry Potter",
+                        "Hogwarts", "house-elf magic", "Ron Weasley"])
+    assert set(parts) == {"Harry", "Potter", "Ron", "Weasley"}
 
 
 def test_a_question_that_names_nothing_has_no_surrogate():
