@@ -22,7 +22,7 @@ import random
 import re
 from typing import Iterable, Sequence
 
-__all__ = ["answer_probability", "invented_name", "mean_gap", "name_parts", "substitute_terms"]
+__all__ = ["answer_probability", "invented_name", "mean_gap", "name_parts", "substitute_terms", "term_spans"]
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "dr", "st", "th", "tr")
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ou")
@@ -118,6 +118,24 @@ def substitute_terms(question: str, terms: Sequence[str], rng: random.Random,
     if choices and all(pattern.search(c) for c in choices):
         return new_question, [pattern.sub(replace, c) for c in choices]
     return new_question, list(choices)
+
+
+def term_spans(question: str, terms: Sequence[str]) -> list[str]:
+    """The pieces of ``question`` that :func:`substitute_terms` replaces (key terms and entity names, and their
+    name parts in mid-sentence), in order of appearance, without overlaps.
+
+    Why: corrupting only these pieces, as ECO corrupts the tokens of named entities, is the other scope the
+    strength sweep (``scripts/strength-sweep.py``) measures against corrupting the whole message.
+    """
+    pattern = _term_pattern(terms)
+    if pattern is None:
+        return []
+    hits = [(m.start(), m.end()) for m in pattern.finditer(question)]
+    parts = _part_pattern(name_parts(terms))
+    if parts is not None:
+        hits += [(m.start(), m.end()) for m in parts.finditer(question) if _mid_sentence(question, m.start())
+                 and not any(a < m.end() and m.start() < b for a, b in hits)]
+    return [question[a:b] for a, b in sorted(hits)]
 
 
 def answer_probability(normalized_logprobs: Sequence[float], answer: int) -> float:

@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from eco_rails.strength.surrogate import answer_probability, invented_name, mean_gap, name_parts, substitute_terms
+from eco_rails.strength.surrogate import (
+    answer_probability,
+    invented_name,
+    mean_gap,
+    name_parts,
+    substitute_terms,
+    term_spans,
+)
 
 TERMS = ["Harry Potter", "Harry", "Hogwarts", "Ron Weasley", "Platform 9 3/4"]
 
@@ -57,6 +64,16 @@ def test_name_parts_come_from_short_capitalised_names_not_from_titles():
     parts = name_parts(["Harry Potter", "Order of the Phoenix", "Warner Bros. Studio Tour London – The Making of Harry Potter",
                         "Hogwarts", "house-elf magic", "Ron Weasley"])
     assert set(parts) == {"Harry", "Potter", "Ron", "Weasley"}
+
+
+def test_term_spans_are_exactly_the_pieces_the_surrogate_replaces():
+    terms = ["Harry Potter", "Sirius Black", "Hogwarts"]
+    question = "Black cats at Hogwarts: does Harry Potter's godfather Sirius Black like Harry? hogwarts!"
+    spans = term_spans(question, terms)
+    assert spans == ["Hogwarts", "Harry Potter", "Sirius Black", "Harry", "hogwarts"]
+    rebuilt, _ = substitute_terms(question, terms, random.Random(0))
+    assert not any(s in rebuilt for s in spans[1:]) and rebuilt.startswith("Black cats at ")
+    assert term_spans("Is a black cat unlucky?", terms) == [] and term_spans("Anything", []) == []
 
 
 def test_a_question_that_names_nothing_has_no_surrogate():
