@@ -14,7 +14,7 @@ the right choice against the strength.
 
     .venv/bin/python scripts/strength-sweep.py [rails-config-dir] [--out reports/strength-sweep-harry_potter]
 
-About 5 minutes on 2 CPU cores for the demo (11 strengths, 2 scopes, 26 questions).
+About 3.5 minutes on 2 CPU cores for the demo (11 strengths, 2 scopes, 25 questions).
 """
 
 from __future__ import annotations
@@ -54,16 +54,15 @@ def sweep(config_dir: Path, strengths: tuple[float, ...] = STRENGTHS) -> dict[st
     chat = bool(resolved.main_model.parameters.get("chat_template", True))
     started = time.perf_counter()
 
-    def scored(prompts: list[tuple[Any, str, list[str]]], flag_for: Any, spec: Any) -> list[tuple[float, bool]]:
+    def scored(prompts: list[tuple[Any, str, list[str], list[str]]], flag_for: Any, spec: Any) -> list[tuple[float, bool]]:
         out = []
-        for row, prompt, choices in prompts:
-            flag = flag_for(row) if spec is not None else None
+        for row, prompt, choices, spans in prompts:
+            flag = flag_for(spans) if spec is not None else None
             s = score_choices(engine, prompt, choices, flag=flag, corruption=spec, use_chat_template=chat)
             out.append((answer_probability(s.normalized, row.answer), s.predicted() == row.answer))
         return out
 
-    questions = [(r, r.prompt, list(r.choices)) for r, _ in items]
-    spans = {id(r): s for r, s in items}
+    questions = [(r, r.prompt, list(r.choices), spans) for r, spans in items]
     result: dict[str, Any] = {
         "config": str(config_dir), "policy": policy.name, "policy_version": policy.version,
         "method": policy.corruption.method, "questions": len(items),
@@ -76,10 +75,10 @@ def sweep(config_dir: Path, strengths: tuple[float, ...] = STRENGTHS) -> dict[st
         pairs = []
         for r, _ in items:
             question, choices = substitute_terms(r.prompt, terms, rng, r.choices) or (r.prompt, list(r.choices))
-            pairs.append((r, question, choices))
+            pairs.append((r, question, choices, []))
         references.append(_summary(scored(pairs, None, None)))
     result["surrogate_references"] = references
-    scopes = {"message": lambda r: FlagDecision.flag(), "terms": lambda r: FlagDecision.flag(*spans[id(r)])}
+    scopes = {"message": lambda spans: FlagDecision.flag(), "terms": lambda spans: FlagDecision.flag(*spans)}
     result["sweep"] = []
     for strength in strengths:
         spec = policy.corruption.spec(learned_strength=strength)
