@@ -76,9 +76,29 @@ def _part_pattern(parts: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(rf"(?<!\w){re.escape(p)}(?!\w)" for p in parts)) if parts else None
 
 
-def _mid_sentence(text: str, start: int) -> bool:
-    before = text[:start].rstrip()
-    return bool(before) and not before.endswith(_SENTENCE_END)
+def _hits(question: str, terms: Sequence[str]) -> tuple[re.Pattern[str] | None, list[tuple[int, int]], list[tuple[int, int]]]:
+    """The term pattern, and the spans of ``question`` it replaces: the key terms and entity names, then the name
+    parts said alone in mid-sentence (the one matching rule :func:`substitute_terms` and :func:`term_spans` share).
+
+    A name part is judged as if the terms around it were already replaced by invented names (which are words):
+    right after a term ("S.P.E.W. Harry") it is in mid-sentence although the term ends in a full stop, and glued
+    to a term ("S.P.E.W.Harry") it is part of that word, not a name of its own.
+    """
+    pattern = _term_pattern(terms)
+    if pattern is None:
+        return None, [], []
+    found = [m.span() for m in pattern.finditer(question)]
+    starts, ends = {a for a, _ in found}, {b for _, b in found}
+    parts = _part_pattern(name_parts(terms))
+    alone: list[tuple[int, int]] = []
+    for m in parts.finditer(question) if parts is not None else ():
+        a, b = m.span()
+        if a in ends or b in starts or any(x < b and a < y for x, y in found):
+            continue
+        before = question[:a].rstrip()
+        if len(before) in ends or (before and not before.endswith(_SENTENCE_END)):
+            alone.append((a, b))
+    return pattern, found, alone
 
 
 def substitute_terms(question: str, terms: Sequence[str], rng: random.Random,
@@ -95,28 +115,29 @@ def substitute_terms(question: str, terms: Sequence[str], rng: random.Random,
     real names skews the reference: an invented name among real ones stands out and the model avoids it
     (measured on the demo's questions: 0.16 probability for the right choice, under the 0.25 of a blind guess),
     and real choices ("J.K. Rowling", "Unseen University") carry what the world knows about them either way.
+
+    Names are drawn from ``rng`` for the terms in order of appearance, then for the name parts, then for the
+    choices: the order the committed learned strengths were searched with.
     """
-    pattern = _term_pattern(terms)
-    if pattern is None:
-        return None
-    parts = _part_pattern(name_parts(terms))
-    part_hits = [m for m in parts.finditer(question) if _mid_sentence(question, m.start())] if parts else []
-    if not pattern.search(question) and not part_hits:
+    pattern, found, alone = _hits(question, terms)
+    if pattern is None or not (found or alone):
         return None
     names: dict[str, str] = {}
 
-    def replace(match: re.Match[str]) -> str:
-        key = match.group(0).lower()
+    def name(piece: str) -> str:
+        key = piece.lower()
         if key not in names:
-            names[key] = invented_name(rng, words=min(2, len(match.group(0).split())))
+            names[key] = invented_name(rng, words=min(2, len(piece.split())))
         return names[key]
 
-    new_question = pattern.sub(replace, question)
-    if parts is not None:
-        new_question = parts.sub(lambda m: replace(m) if _mid_sentence(new_question, m.start()) else m.group(0),
-                                 new_question)
+    swaps = {(a, b): name(question[a:b]) for a, b in [*found, *alone]}
+    pieces, at = [], 0
+    for (a, b), invented in sorted(swaps.items()):
+        pieces += [question[at:a], invented]
+        at = b
+    new_question = "".join(pieces) + question[at:]
     if choices and all(pattern.search(c) for c in choices):
-        return new_question, [pattern.sub(replace, c) for c in choices]
+        return new_question, [pattern.sub(lambda m: name(m.group(0)), c) for c in choices]
     return new_question, list(choices)
 
 
@@ -127,15 +148,8 @@ def term_spans(question: str, terms: Sequence[str]) -> list[str]:
     Why: corrupting only these pieces, as ECO corrupts the tokens of named entities, is the other scope the
     strength sweep (``scripts/strength-sweep.py``) measures against corrupting the whole message.
     """
-    pattern = _term_pattern(terms)
-    if pattern is None:
-        return []
-    hits = [(m.start(), m.end()) for m in pattern.finditer(question)]
-    parts = _part_pattern(name_parts(terms))
-    if parts is not None:
-        hits += [(m.start(), m.end()) for m in parts.finditer(question) if _mid_sentence(question, m.start())
-                 and not any(a < m.end() and m.start() < b for a, b in hits)]
-    return [question[a:b] for a, b in sorted(hits)]
+    _, found, alone = _hits(question, terms)
+    return [question[a:b] for a, b in sorted([*found, *alone])]
 
 
 def answer_probability(normalized_logprobs: Sequence[float], answer: int) -> float:

@@ -76,6 +76,14 @@ def test_term_spans_are_exactly_the_pieces_the_surrogate_replaces():
     assert term_spans("Is a black cat unlucky?", terms) == [] and term_spans("Anything", []) == []
 
 
+def test_a_name_right_after_a_term_ending_in_a_full_stop_is_in_mid_sentence_for_both_functions():
+    terms = ["S.P.E.W.", "Harry Potter"]
+    question = "Did S.P.E.W. Harry join? S.P.E.W.Harry is one word."
+    assert term_spans(question, terms) == ["S.P.E.W.", "Harry", "S.P.E.W."], "the term's full stop ends no sentence"
+    rebuilt, _ = substitute_terms(question, terms, random.Random(0))
+    assert rebuilt.startswith("Did ") and "Harry join" not in rebuilt and "Harry is one word" in rebuilt
+
+
 def test_a_question_that_names_nothing_has_no_surrogate():
     assert substitute_terms("What is the capital of France?", TERMS, random.Random(0)) is None
     assert substitute_terms("Who is Harry?", [], random.Random(0)) is None
