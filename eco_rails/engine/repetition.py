@@ -9,8 +9,12 @@ too, whose output must stay bit-identical to plain generation. This guard applie
 and blocks an n-gram only when it already occurs in the answer being generated or in an earlier *assistant*
 message of the same chat.
 
-The math is two pure functions (:func:`ngram_table`, :func:`banned_next_tokens`); :class:`RepetitionGuard`
-is the thin logits processor ``model.generate`` calls.
+Optionally the guard ignores case and a leading space (:func:`fold_classes`): a model pushed off one loop
+often slides into its case variant ("The game is called The Game of Life. The game of life is called The game
+of"), which the token-level guard lets through because "The", " the" and " The" are three tokens.
+
+The math is pure functions (:func:`ngram_table`, :func:`banned_next_tokens`, :func:`fold_classes`);
+:class:`RepetitionGuard` is the thin logits processor ``model.generate`` calls.
 """
 
 from __future__ import annotations
@@ -50,6 +54,18 @@ def banned_next_tokens(generated: Sequence[int], n: int, history: NGramTable | N
     return banned
 
 
+def fold_classes(pieces: Sequence[str]) -> list[int]:
+    """A class id for each token (``pieces[i]`` is token i decoded alone): tokens that differ only in case or in
+    leading whitespace share one ("The", " the", " THE"). A token that is only whitespace keeps a class of its own
+    (a newline is not a space)."""
+    ids: dict[str, int] = {}
+    out = []
+    for piece in pieces:
+        key = piece.lstrip().lower() or piece
+        out.append(ids.setdefault(key, len(ids)))
+    return out
+
+
 class RepetitionGuard:
     """Logits processor: forbid, in each row, the tokens :func:`banned_next_tokens` names.
 
@@ -58,18 +74,35 @@ class RepetitionGuard:
     guard serves one ``generate`` call.
     """
 
-    def __init__(self, n: int, history: Sequence[Sequence[int]] = ()) -> None:
+    def __init__(self, n: int, history: Sequence[Sequence[int]] = (), classes: Sequence[int] | None = None) -> None:
+        """``classes`` (from :func:`fold_classes`, one per token id) makes the guard compare classes, not tokens:
+        a banned class bans each of its tokens."""
         if n < 2:
             raise ValueError(f"the repetition guard needs n >= 2, got {n}")
         self.n = n
-        self.history = ngram_table(history, n)
+        self.classes = list(classes) if classes is not None else None
+        self.members: dict[int, list[int]] = {}
+        for token, cls in enumerate(self.classes or ()):
+            self.members.setdefault(cls, []).append(token)
+        self.history = ngram_table([self._fold(seq) for seq in history], n)
         self.prompt_length: int | None = None
+
+    def _fold(self, ids: Sequence[int]) -> list[int]:
+        # ids past the class table (an embedding matrix padded beyond the tokenizer) stay themselves, shifted
+        # out of the class range so they never meet a class id
+        if self.classes is None:
+            return list(ids)
+        size = len(self.classes)
+        return [self.classes[t] if t < size else size + t for t in ids]
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         if self.prompt_length is None:
             self.prompt_length = int(input_ids.shape[1])
         for row in range(input_ids.shape[0]):
-            banned = banned_next_tokens(input_ids[row, self.prompt_length:].tolist(), self.n, self.history)
+            banned = banned_next_tokens(self._fold(input_ids[row, self.prompt_length:].tolist()), self.n, self.history)
+            if banned and self.classes is not None:
+                size = len(self.classes)
+                banned = {t for c in banned for t in (self.members.get(c, ()) if c < size else (c - size,))}
             if banned:
                 scores[row, sorted(banned)] = float("-inf")
         return scores

@@ -94,6 +94,23 @@ def test_a_flagged_answer_neither_loops_nor_copies_an_earlier_answer(engine):
     assert len(history) > len(engine.tokenizer(chat[2]["content"])["input_ids"]) * 2, "the earlier exchange is corrupted too"
 
 
+def test_an_ignore_case_guard_blocks_case_variants_of_the_answers_own_ngrams_and_of_an_earlier_answer(engine):
+    earlier = "The Game of Life is the game of life. THE GAME OF LIFE is what the game is called."
+    chat = [{"role": "user", "content": "What is the sport played on broomsticks at Hogwarts?"},
+            {"role": "assistant", "content": earlier},
+            {"role": "user", "content": "And what is the name of the game they play, and who plays it?"}]
+    flag = FlagDecision.flag(chat[0]["content"], chat[2]["content"])
+    settings = GenerationSettings(max_new_tokens=96, flagged_repetition_ignore_case=True)
+    _, ids = _answer_ids(engine, chat, flag, settings)
+    classes = engine._fold_classes()
+    assert len(classes) == len(engine.tokenizer) and classes[engine.tokenizer.convert_tokens_to_ids("The")] == \
+        classes[engine.tokenizer(" the", add_special_tokens=False)["input_ids"][0]]
+    folded = _ngrams([classes[t] for t in ids])
+    assert len(ids) > 8 and len(folded) == len(set(folded)), "no 4-gram twice in the answer, whatever its case"
+    earlier_ids = engine.tokenizer(earlier, add_special_tokens=False)["input_ids"]
+    assert not set(folded) & set(_ngrams([classes[t] for t in earlier_ids])), "nor one of the earlier answer's, in any case"
+
+
 def test_the_answer_to_a_flagged_earlier_turn_is_corrupted_with_it_and_nothing_else_is(engine):
     chat = [{"role": "user", "content": "Who is the headmaster of Hogwarts?"}, {"role": "assistant", "content": "Nobody knows."},
             {"role": "user", "content": "What is the capital of France?"}]
