@@ -256,10 +256,11 @@ def test_vllm_rail_fails_closed_when_the_backend_is_down_or_the_classifier_canno
 
 def test_vllm_nemo_server_under_load_answers_every_request_without_cross_talk(vllm_server, hp_artifact, tmp_path, fresh_caches):
     """`nemoguardrails server` with the eco rail on the vllm backend, 100 concurrent requests: the same texts sent
-    in scope (the rail config) and out of scope (the plain config) at once. Every request is answered, and each
-    answer is its own kind's: vLLM's batched decoding is not bitwise batch-invariant on CPU (measured: 19-30
-    of 100 answers drift after a shared prefix), so each answer must agree longer with the serial answer of its
-    own kind than with the other kind's."""
+    in scope (the rail config) and out of scope (the plain config) at once. Every request is answered, and no
+    answer is the other kind's. vLLM's batched decoding is not bitwise batch-invariant on CPU (measured: 19-30
+    of 100 answers drift after a shared prefix, and on an Intel Xeon a corrupted answer drifted at its first
+    token), so an answer is compared with the two serial answers past the prefix those share: it must never
+    follow the other kind's further than its own, and most answers must follow their own kind's."""
     base, model_dir = vllm_server
     configs = tmp_path / "configs"
     _vllm_config(configs, base, model_dir, "hp", rail=True)
@@ -290,10 +291,15 @@ def test_vllm_nemo_server_under_load_answers_every_request_without_cross_talk(vl
 
     distinct = {t for t in texts if serial[("hp", t)] != serial[("plain", t)]}  # texts the rail flagged
     assert set(HP_QUESTIONS) <= distinct, serial
-    for (config_id, text), answer in zip(jobs, answers):
-        if text in distinct:
-            other = "plain" if config_id == "hp" else "hp"
-            assert shared(answer, serial[(config_id, text)]) > shared(answer, serial[(other, text)]), (config_id, text, answer)
+    own_kind = 0
+    checked = [(c, t, a) for (c, t), a in zip(jobs, answers) if t in distinct]
+    for config_id, text, answer in checked:
+        other = "plain" if config_id == "hp" else "hp"
+        common = shared(serial[("hp", text)], serial[("plain", text)])  # where the two kinds' answers part
+        mine, theirs = shared(answer, serial[(config_id, text)]), shared(answer, serial[(other, text)])
+        assert theirs <= max(common, mine), ("the other kind's answer", config_id, text, answer)
+        own_kind += mine > common
+    assert own_kind >= len(checked) / 2, (own_kind, len(checked))
 
 
 def test_vllm_bench_section_compares_the_backend_with_the_in_process_engine(vllm_server, tmp_path):
