@@ -36,7 +36,7 @@ from eco_rails.engine.model_store import (
     resolve_model_dir,
 )
 from eco_rails.engine.prompting import RenderedPrompt, flagged_char_spans, render_prompt
-from eco_rails.engine.repetition import RepetitionGuard, fold_classes
+from eco_rails.engine.repetition import RepetitionGuard, TokenFolding, fold_classes
 from eco_rails.errors import ConfigError, PromptError
 from eco_rails.validation import format_validation_error
 
@@ -218,7 +218,7 @@ class EcoEngine:
         self.context_window = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
         eos = model.generation_config.eos_token_id
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (eos if isinstance(eos, int) else (eos or [None])[0])
-        self._folded: list[int] | None = None
+        self._folding: TokenFolding | None = None
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -272,18 +272,18 @@ class EcoEngine:
             # Flagged answers get a few tokens at least (unflagged ones are decoded exactly as configured).
             kwargs["min_new_tokens"] = settings.flagged_min_new_tokens
             if settings.flagged_no_repeat_ngram_size >= 2:
-                classes = self._fold_classes() if settings.flagged_repetition_ignore_case else None
+                folding = self._token_folding() if settings.flagged_repetition_ignore_case else None
                 kwargs["logits_processor"] = [RepetitionGuard(settings.flagged_no_repeat_ngram_size, self._assistant_ids(prepared),
-                                                              classes)]
+                                                              folding)]
         if settings.stop:
             kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
         return kwargs
 
-    def _fold_classes(self) -> list[int]:
-        """The repetition guard's case-folding classes of this tokenizer's tokens (computed once)."""
-        if self._folded is None:
-            self._folded = fold_classes(self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))]))
-        return self._folded
+    def _token_folding(self) -> TokenFolding:
+        """The repetition guard's case folding of this tokenizer's tokens (computed once per engine)."""
+        if self._folding is None:
+            self._folding = TokenFolding(fold_classes(self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])))
+        return self._folding
 
     @staticmethod
     def _assistant_ids(prepared: PreparedPrompt) -> list[list[int]]:

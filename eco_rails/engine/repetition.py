@@ -66,6 +66,28 @@ def fold_classes(pieces: Sequence[str]) -> list[int]:
     return out
 
 
+class TokenFolding:
+    """The classes of :func:`fold_classes` for one tokenizer, with the tokens of each class: built once per
+    tokenizer (a loop over the whole vocabulary), shared by every guard that folds."""
+
+    def __init__(self, classes: Sequence[int]) -> None:
+        self.classes = list(classes)
+        self.members: dict[int, list[int]] = {}
+        for token, cls in enumerate(self.classes):
+            self.members.setdefault(cls, []).append(token)
+
+    def fold(self, ids: Sequence[int]) -> list[int]:
+        """Class ids of token ids. An id past the class table (an embedding matrix padded beyond the tokenizer)
+        stays itself, shifted out of the class range so it never meets a class id."""
+        size = len(self.classes)
+        return [self.classes[t] if t < size else size + t for t in ids]
+
+    def unfold(self, folded: Iterable[int]) -> set[int]:
+        """Every token id of the given class ids (the inverse of :meth:`fold`)."""
+        size = len(self.classes)
+        return {t for c in folded for t in (self.members.get(c, ()) if c < size else (c - size,))}
+
+
 class RepetitionGuard:
     """Logits processor: forbid, in each row, the tokens :func:`banned_next_tokens` names.
 
@@ -74,35 +96,25 @@ class RepetitionGuard:
     guard serves one ``generate`` call.
     """
 
-    def __init__(self, n: int, history: Sequence[Sequence[int]] = (), classes: Sequence[int] | None = None) -> None:
-        """``classes`` (from :func:`fold_classes`, one per token id) makes the guard compare classes, not tokens:
-        a banned class bans each of its tokens."""
+    def __init__(self, n: int, history: Sequence[Sequence[int]] = (), folding: TokenFolding | None = None) -> None:
+        """``folding`` makes the guard compare classes, not tokens: a banned class bans each of its tokens."""
         if n < 2:
             raise ValueError(f"the repetition guard needs n >= 2, got {n}")
         self.n = n
-        self.classes = list(classes) if classes is not None else None
-        self.members: dict[int, list[int]] = {}
-        for token, cls in enumerate(self.classes or ()):
-            self.members.setdefault(cls, []).append(token)
+        self.folding = folding
         self.history = ngram_table([self._fold(seq) for seq in history], n)
         self.prompt_length: int | None = None
 
     def _fold(self, ids: Sequence[int]) -> list[int]:
-        # ids past the class table (an embedding matrix padded beyond the tokenizer) stay themselves, shifted
-        # out of the class range so they never meet a class id
-        if self.classes is None:
-            return list(ids)
-        size = len(self.classes)
-        return [self.classes[t] if t < size else size + t for t in ids]
+        return self.folding.fold(ids) if self.folding is not None else list(ids)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         if self.prompt_length is None:
             self.prompt_length = int(input_ids.shape[1])
         for row in range(input_ids.shape[0]):
             banned = banned_next_tokens(self._fold(input_ids[row, self.prompt_length:].tolist()), self.n, self.history)
-            if banned and self.classes is not None:
-                size = len(self.classes)
-                banned = {t for c in banned for t in (self.members.get(c, ()) if c < size else (c - size,))}
+            if banned and self.folding is not None:
+                banned = self.folding.unfold(banned)
             if banned:
                 scores[row, sorted(banned)] = float("-inf")
         return scores

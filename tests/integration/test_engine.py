@@ -102,7 +102,7 @@ def test_an_ignore_case_guard_blocks_case_variants_of_the_answers_own_ngrams_and
     flag = FlagDecision.flag(chat[0]["content"], chat[2]["content"])
     settings = GenerationSettings(max_new_tokens=96, flagged_repetition_ignore_case=True)
     _, ids = _answer_ids(engine, chat, flag, settings)
-    classes = engine._fold_classes()
+    classes = engine._token_folding().classes
     assert len(classes) == len(engine.tokenizer) and classes[engine.tokenizer.convert_tokens_to_ids("The")] == \
         classes[engine.tokenizer(" the", add_special_tokens=False)["input_ids"][0]]
     folded = _ngrams([classes[t] for t in ids])

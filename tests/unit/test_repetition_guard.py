@@ -9,7 +9,7 @@ import torch
 
 from eco_rails.engine.flags import FlagDecision
 from eco_rails.engine.prompting import RenderedPrompt, flagged_char_spans
-from eco_rails.engine.repetition import RepetitionGuard, banned_next_tokens, fold_classes, ngram_table
+from eco_rails.engine.repetition import RepetitionGuard, TokenFolding, banned_next_tokens, fold_classes, ngram_table
 
 
 def test_ngram_table_maps_each_prefix_to_what_followed_and_never_spans_two_sequences():
@@ -54,7 +54,7 @@ def test_fold_classes_join_tokens_that_differ_in_case_or_a_leading_space_only():
 def test_a_folding_guard_blocks_a_case_variant_of_a_loop_and_every_spelling_of_the_next_word():
     #         0      1        2       3      4       5      6      7        8 (past the class table)
     pieces = ["The", " game", " is", " fun", " the", " Game", " Fun", " FUN"]
-    guard = RepetitionGuard(3, classes=fold_classes(pieces))
+    guard = RepetitionGuard(3, folding=TokenFolding(fold_classes(pieces)))
     answer = torch.tensor([[0, 1, 2, 3, 4, 5, 2]])  # "The game is fun the Game is"
     scores = guard(answer[:, :0], torch.zeros(1, 9))
     scores = guard(answer, torch.zeros(1, 9))
@@ -65,7 +65,7 @@ def test_a_folding_guard_blocks_a_case_variant_of_a_loop_and_every_spelling_of_t
 
 
 def test_a_folding_guard_reads_earlier_answers_and_ids_past_its_table_as_themselves():
-    guard = RepetitionGuard(3, history=[[0, 1, 8]], classes=fold_classes(["The", " game", " the"]))
+    guard = RepetitionGuard(3, history=[[0, 1, 8]], folding=TokenFolding(fold_classes(["The", " game", " the"])))
     scores = guard(torch.tensor([[5]])[:, :0], torch.zeros(1, 10))
     scores = guard(torch.tensor([[2, 1]]), torch.zeros(1, 10))  # "the game" -> the earlier answer's id 8 follows
     assert {i for i in range(10) if math.isinf(scores[0, i].item())} == {8}
