@@ -90,6 +90,10 @@ class ArtifactManifest(BaseModel):
         default_factory=dict,
         description="Target id -> the key terms that are ordinary words or match negatives: evidence that needs the "
         "encoder's agreement (ambiguous_threshold) instead of flagging on its own.")
+    exception_names: list[str] = Field(
+        default_factory=list,
+        description="Names of other things (the policy's keep_entities) that contain a key term ('Snape Maltings' for "
+        "'Snape'): where one occurs, the key term inside it is no evidence.")
     ambiguous_threshold: float | None = Field(
         default=None, description="Encoder threshold for prompts with an ambiguous key term, calibrated on the homonym "
         "negatives to classifier.homonym_fpr (null: the plain threshold applies).")

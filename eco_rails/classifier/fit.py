@@ -14,16 +14,16 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from eco_rails.atomic import atomic_directory, write_text_atomic
 from eco_rails.classifier.artifact import MANIFEST, ONNX_FILE, ArtifactManifest, GroupRate, SplitMetrics, refuse_other_policy
 from eco_rails.classifier.calibration import conformal_threshold, minimum_calibration_size
-from eco_rails.classifier.dataset import NONE_LABEL, SOURCE_GROUP, LabeledPrompt, build_examples, split_by_group
+from eco_rails.classifier.dataset import NONE_LABEL, SOURCE_GROUP, LabeledPrompt, Split, build_examples, split_by_group
 from eco_rails.classifier.export import export_onnx, quantize_int8_static
-from eco_rails.classifier.key_terms import compile_terms, find_key_terms, is_common_word
+from eco_rails.classifier.key_terms import compile_terms, find_standalone_terms, is_common_word, names_containing_terms
 from eco_rails.classifier.runtime import ClassifierDecision, PromptClassifier, flag_rule, vocabulary_of
 from eco_rails.classifier.train import train_classifier
 from eco_rails.errors import ConfigError
@@ -116,14 +116,42 @@ def _metrics(decisions: list[ClassifierDecision], rows: list[LabeledPrompt], thr
     )
 
 
+def exception_names(policy: ForgetPolicy) -> list[str]:
+    """Names and aliases of the policy's ``keep_entities`` that contain one of its key terms and more ("Snape
+    Maltings"): inside them the key term is no evidence, so it can stay distinctive where it stands alone."""
+    names = [n for e in policy.keep_entities for n in (e.name, *e.aliases)]
+    return names_containing_terms(names, [term for t in policy.targets for term in t.all_terms()])
+
+
 def ambiguous_terms(policy: ForgetPolicy, negatives: Sequence[str], vocabulary: frozenset[str]) -> dict[str, list[str]]:
-    """Target id -> its key terms that are ordinary words, or that occur in any of ``negatives`` (the training
-    split's keep, homonym, neighbour and general prompts): evidence, not a verdict."""
+    """Target id -> its key terms that are ordinary words, or that occur in any of ``negatives`` (see
+    :func:`term_negatives`) outside the :func:`exception_names`: evidence, not a verdict."""
     compiled = compile_terms({t.id: t.all_terms() for t in policy.targets})
+    exceptions = compile_terms({"": exception_names(policy)})
     hit: set[str] = set()
     for text in negatives:
-        hit.update(term.text for term in find_key_terms(text, compiled, vocabulary))
+        hit.update(term.text for term in find_standalone_terms(text, compiled, exceptions, vocabulary))
     return {t.id: [term for term in t.all_terms() if term in hit or is_common_word(term, vocabulary)] for t in policy.targets}
+
+
+DECLARED_NEGATIVES = ("keep", "keep_indirect", "homonym")  # what the policy's author wrote as "not this topic"
+
+
+def term_negatives(splits: Mapping[Split, Sequence[LabeledPrompt]]) -> list[str]:
+    """The negatives whose key-term hits make a term ambiguous: the training split's, plus every prompt the
+    policy's author declared outside it (``keep``, ``keep_entities``, ``homonyms``) whichever split it landed in.
+
+    Why every split for the declarations: an author who writes one homonym prompt for a term ("How do
+    invisibility cloaks work in physics?") says the term has another meaning; a random split must not drop
+    that statement a third of the time. The shipped corpora (general questions, filler) count from the training
+    split only, so a key term that hits them in calibration still fails ``fit`` with the offending prompts named.
+    The cost is in the report: the held-out splits' declared homonyms can no longer show a distinctive-term false
+    flag (the held-out suite still can)."""
+    texts = [r.text for r in splits["train"] if r.label == 0]
+    held_out: tuple[Split, ...] = ("calibration", "test")
+    for name in held_out:
+        texts += [r.text for r in splits.get(name, ()) if r.label == 0 and r.source in DECLARED_NEGATIVES]
+    return texts
 
 
 def evaluate_suite(classifier: PromptClassifier, path: Path, progress: ProgressSink | None = None) -> SplitMetrics:
@@ -216,13 +244,14 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
 
         # Provisional manifest so the runtime classifier can load the artifact and score the held-out splits.
         vocabulary = vocabulary_of(tokenizer)
-        unsure = ambiguous_terms(policy, [r.text for r in splits["train"] if r.label == 0], vocabulary)
+        unsure = ambiguous_terms(policy, term_negatives(splits), vocabulary)
         manifest = ArtifactManifest(
             policy_name=policy.name, policy_version=policy.version, policy_hash=policy.content_hash(), labels=labels,
             threshold=1.0, target_fpr=settings.target_fpr, max_length=settings.max_length,
             context_turns=settings.context_turns, max_prompt_chars=settings.max_prompt_chars, backbone=settings.backbone,
             key_terms={t.id: t.all_terms() for t in policy.targets if t.all_terms()},
-            ambiguous_terms={k: v for k, v in unsure.items() if v}, ambiguous_threshold=1.0, max_views=settings.max_views,
+            ambiguous_terms={k: v for k, v in unsure.items() if v}, exception_names=exception_names(policy),
+            ambiguous_threshold=1.0, max_views=settings.max_views,
             metrics={}, versions=_versions(), created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             seed=settings.seed, quantization="int8-static",
         )

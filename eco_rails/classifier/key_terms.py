@@ -8,8 +8,9 @@ agree, above a threshold calibrated on homonyms). ``fit`` decides which is which
 
 Matching is robust to case, punctuation, accents, leetspeak inside words, names split into pieces
 ("Hog warts") or run together ("WhoIsHarryPotter"), two-word names written surname first ("Potter, Harry"),
-vowels dropped or masked ("Hrry P*tter"), and one typo in long words, but a word the vocabulary knows is never read as a typo of a
-term ("shape" is not "Snape", "pensive" is not "Pensieve"). Terms in scripts without reliable word
+vowels dropped or masked ("Hrry P*tter"), and one typo in long words, but a real word (one the vocabulary knows,
+or one of those with a common ending: :func:`is_word`) is never read as a typo of a term ("shape" is not
+"Snape", "pensive" is not "Pensieve"). Terms in scripts without reliable word
 boundaries (Chinese, Japanese, Korean, Arabic, Thai) match as substrings; Cyrillic, Greek, Hebrew and
 Devanagari terms match word prefixes (inflected forms: "Поттера"). Pure functions; no state.
 """
@@ -174,11 +175,35 @@ def compile_terms(terms_by_target: Mapping[str, Iterable[str]], ambiguous: Itera
     return TermIndex(out)
 
 
-def _same(term: KeyTerm, word: str, token: str, vocabulary: frozenset[str]) -> bool:
-    if word == token:
+# English endings that make a new word of a known one ("patron" -> "patrons", "pens" -> "pensive"), with what
+# the stem may have lost ("gobble" -> "gobbling", "story" -> "stories").
+_SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", "e"), ("ed", "e"), ("es", ""), ("s", ""), ("ing", ""), ("ed", ""),
+             ("er", ""), ("ers", ""), ("est", ""), ("ly", ""), ("ive", ""), ("ive", "e"), ("ness", ""), ("ment", ""),
+             ("able", ""), ("ful", ""), ("less", ""), ("ous", ""), ("ity", ""), ("ist", ""), ("ism", ""), ("al", ""))
+
+
+def is_word(word: str, vocabulary: frozenset[str]) -> bool:
+    """``word`` is a whole word of the vocabulary, or one of them with a common English ending.
+
+    Why the endings: the encoder's word-piece vocabulary holds ~22,000 whole words, so "pensive" (pens + ##ive)
+    and "goblins" are missing from it, and a real word missing there could be read as a typo of a key term
+    ("pensive" for "Pensieve"). A stem of four letters or more must be a whole word itself, so a misspelt name
+    ("Hermoine", "Dumbledor") is still no word."""
+    if word in vocabulary:
         return True
-    # a real word is never read as a typo of a term ("shape" / "Snape")
-    return term.fuzzy_ok(token) and word not in vocabulary and _within_one_edit(word, token)
+    for ending, restore in _SUFFIXES:
+        stem = word[: -len(ending)]
+        if word.endswith(ending) and len(stem) >= 4 and (stem + restore in vocabulary
+                                                         or (len(stem) > 4 and stem[-1] == stem[-2] and stem[:-1] in vocabulary)):
+            return True
+    return False
+
+
+def _same(term: KeyTerm, word: str, token: str, vocabulary: frozenset[str]) -> bool:
+    if word == token or (word in (token + "s", token + "es") and len(token) >= 4):  # a plural is the term, not a typo
+        return True
+    # a real word is never read as a typo of a term ("shape" / "Snape", "pensive" / "Pensieve")
+    return term.fuzzy_ok(token) and not is_word(word, vocabulary) and _within_one_edit(word, token)
 
 
 def _sequence_at(term: KeyTerm, toks: Sequence[str], start: int, vocabulary: frozenset[str]) -> bool:
@@ -214,7 +239,7 @@ def find_key_terms(text: str, terms: Sequence[KeyTerm], vocabulary: frozenset[st
         for term in index.by_first.get(word, ()):
             if _sequence_at(term, toks, i, vocabulary):
                 hits[id(term)] = term
-        if word not in vocabulary and len(word) >= 4:
+        if len(word) >= 4 and not is_word(word, vocabulary):
             for length in (len(word) - 1, len(word), len(word) + 1):
                 for term in index.by_length.get(length, ()):
                     if id(term) not in hits and _sequence_at(term, toks, i, vocabulary):
@@ -246,6 +271,52 @@ def find_key_terms(text: str, terms: Sequence[KeyTerm], vocabulary: frozenset[st
             if term.compact in compact:
                 hits[id(term)] = term
     return sorted(hits.values(), key=lambda t: t.ambiguous)
+
+
+def mask_names(text: str, names: Sequence[KeyTerm], vocabulary: frozenset[str] = frozenset()) -> str | None:
+    """``text`` as words, with every occurrence of ``names`` blanked out, or None when none occurs.
+
+    Why: a key term can be part of the name of something else ("Snape" in "Snape Maltings", a concert hall).
+    Matching the key terms again in the masked text keeps the term's evidence only where it stands on its own:
+    "Who is Snape?" still flags, "What is on at Snape Maltings?" is left to the encoder, and "Who is Snape? Also,
+    Snape Maltings." still finds the first "Snape"."""
+    if not names:
+        return None
+    index = names if isinstance(names, TermIndex) else TermIndex(names)
+    toks = words(text)
+    blank = [False] * len(toks)
+    for i, word in enumerate(toks):
+        for name in index.by_first.get(word, ()):
+            if _sequence_at(name, toks, i, vocabulary):
+                blank[i:i + len(name.tokens)] = [True] * len(name.tokens)
+    if not any(blank):
+        return None
+    return " ".join("," if b else t for t, b in zip(toks, blank))
+
+
+def find_standalone_terms(text: str, terms: Sequence[KeyTerm], exceptions: Sequence[KeyTerm],
+                          vocabulary: frozenset[str] = frozenset()) -> list[KeyTerm]:
+    """:func:`find_key_terms`, leaving out terms found only inside one of the ``exceptions`` (see :func:`mask_names`)."""
+    hits = find_key_terms(text, terms, vocabulary)
+    if hits and exceptions:
+        masked = mask_names(text, exceptions, vocabulary)
+        if masked is not None:
+            return find_key_terms(masked, terms, vocabulary)
+    return hits
+
+
+def names_containing_terms(names: Iterable[str], terms: Iterable[str]) -> list[str]:
+    """The ``names`` (of things outside the policy) whose words contain a key term's words and more: the
+    exceptions for :func:`mask_names` ("Snape Maltings" for "Snape"). Latin-script names only."""
+    term_tokens = {tuple(words(t)) for t in terms if _script(t) == "latin"}
+    out = []
+    for name in dict.fromkeys(names):
+        toks = tuple(words(name))
+        if _script(name) != "latin" or len(toks) < 2:
+            continue
+        if any(len(t) < len(toks) and any(toks[i:i + len(t)] == t for i in range(len(toks) - len(t) + 1)) for t in term_tokens):
+            out.append(name)
+    return out
 
 
 def find_key_term(text: str, terms: Sequence[KeyTerm], vocabulary: frozenset[str] = frozenset()) -> KeyTerm | None:

@@ -23,7 +23,7 @@ from eco_rails.classifier.artifact import ArtifactManifest, ensure_fresh, read_m
 from eco_rails.classifier.backends import make_session
 from eco_rails.classifier.batching import BUCKET, MAX_BATCH, Coalescer, group_by_bucket, pad_windows
 from eco_rails.classifier.conversation import changes_subject, refers_back
-from eco_rails.classifier.key_terms import KeyTerm, compile_terms, find_key_terms
+from eco_rails.classifier.key_terms import KeyTerm, compile_terms, find_standalone_terms
 from eco_rails.classifier.text import normalize_for_classifier
 from eco_rails.classifier.views import MAX_VIEW_CHARS, View, build_views
 from eco_rails.engine.flags import FlagDecision
@@ -136,6 +136,7 @@ class PromptClassifier:
         self._input_names = {i.name for i in self.session.get_inputs()}
         ambiguous = [t for terms in self.manifest.ambiguous_terms.values() for t in terms]
         self._key_terms = compile_terms(self.manifest.key_terms, ambiguous=ambiguous)
+        self._exceptions = compile_terms({"": self.manifest.exception_names})
         try:
             from transformers import AutoTokenizer
 
@@ -272,7 +273,7 @@ class PromptClassifier:
         readings = [_Reading(views=build_views(t, self.vocabulary)) for t in texts]
         for reading in readings:
             hits = [(view, term) for view in reading.views
-                    for term in find_key_terms(view.text, self._key_terms, self.vocabulary)]
+                    for term in find_standalone_terms(view.text, self._key_terms, self._exceptions, self.vocabulary)]
             distinctive = next(((v, t) for v, t in hits if not t.ambiguous), None)
             ambiguous = next(((v, t) for v, t in hits if t.ambiguous), None)
             reading.evidence = "distinctive" if distinctive else "ambiguous" if ambiguous else "none"
@@ -376,7 +377,8 @@ class PromptClassifier:
             # only together in scope: a question split over turns ("... called Goblet" / "of Fire. ..."), read as
             # one text: a distinctive key term across the join, or the encoder on the whole
             joint_text = normalize_for_classifier("\n".join(users[j] for j in [*window, i]))
-            coined = any(not t.ambiguous for t in find_key_terms(joint_text, self._key_terms, self.vocabulary))
+            coined = any(not t.ambiguous
+                         for t in find_standalone_terms(joint_text, self._key_terms, self._exceptions, self.vocabulary))
             joint = float(1.0 - self._probs(joint_text[:MAX_VIEW_CHARS])[0])
             if coined or joint > self.threshold:
                 for j in [*window, i]:

@@ -121,3 +121,22 @@ def test_questions_about_people_with_unfamiliar_names_are_negatives():
     assert people and {r.label for r in people} == {0}
     every = set(people_questions(random.Random(0), per_name=1000))  # every name in every template
     assert {r.text for r in people if r.variant == "base"} <= every
+
+
+def test_a_homonym_the_author_declared_makes_its_term_ambiguous_whichever_split_it_lands_in():
+    """A declared homonym held out for calibration still says the term has another meaning; a shipped general
+    question held out does not decide it (a key term hitting one still fails fit, with the prompt named)."""
+    from eco_rails.classifier.dataset import LabeledPrompt
+    from eco_rails.classifier.fit import ambiguous_terms, term_negatives
+
+    policy = load_policy(HP_POLICY)
+    cloak = LabeledPrompt("How do invisibility cloaks work in physics?", 0, "homonym/1", "homonym")
+    general = LabeledPrompt("Is the Invisibility Cloak in a museum?", 0, "general/1", "general")
+    train = [LabeledPrompt("How do I glaze a pot?", 0, "homonym/2", "homonym")]
+    for held_out in ("calibration", "test"):
+        splits = {"train": train, "calibration": [], "test": [], held_out: [cloak]}
+        assert "Invisibility Cloak" in ambiguous_terms(policy, term_negatives(splits), frozenset())["harry-potter"]
+    splits = {"train": train, "calibration": [general], "test": []}
+    assert "Invisibility Cloak" not in ambiguous_terms(policy, term_negatives(splits), frozenset())["harry-potter"]
+    splits = {"train": train + [general], "calibration": [], "test": []}
+    assert "Invisibility Cloak" in ambiguous_terms(policy, term_negatives(splits), frozenset())["harry-potter"]

@@ -9,7 +9,15 @@ import codecs
 import pytest
 
 from eco_rails.classifier.conversation import changes_subject, refers_back
-from eco_rails.classifier.key_terms import compile_terms, find_key_term, find_key_terms, is_common_word
+from eco_rails.classifier.key_terms import (
+    compile_terms,
+    find_key_term,
+    find_key_terms,
+    find_standalone_terms,
+    is_common_word,
+    is_word,
+    names_containing_terms,
+)
 from eco_rails.classifier.text import fold_lookalikes, normalize_for_classifier
 from eco_rails.classifier.views import MAX_VIEW_CHARS, build_views, word_ratio
 
@@ -139,6 +147,43 @@ TERMS = compile_terms({"hp": ["Hogwarts", "Severus Snape", "Snape", "Pensieve", 
 def test_key_terms_match_in_many_scripts_and_never_turn_real_words_into_hits(text, expected):
     hit = find_key_term(text, TERMS, VOCAB)
     assert (hit.text if hit else None) == expected
+
+
+WORDPIECE_VOCAB = frozenset("pens patron goblin story moan seat hermit pot".split())  # whole words only, as a word-piece vocabulary
+
+
+@pytest.mark.parametrize("word, expected", [
+    ("pensive", True), ("patrons", True), ("goblins", True), ("stories", True), ("moaning", True),  # a word + an ending
+    ("hermione", False), ("hermoine", False), ("pensieev", False), ("seater", True), ("pensieve", False),
+    ("potter", False),  # no three-letter stems: "pot" + "ter" would make half the one-letter typos words
+])
+def test_a_known_word_with_a_common_ending_is_a_word_and_a_misspelt_name_is_not(word, expected):
+    assert is_word(word, WORDPIECE_VOCAB) is expected
+
+
+def test_a_real_word_missing_from_a_word_piece_vocabulary_is_still_no_typo_of_a_term():
+    terms = compile_terms({"hp": ["Pensieve", "Hermione", "Invisibility Cloak"]})
+    assert find_key_term("Is pensive the right word for a thoughtful look?", terms, WORDPIECE_VOCAB) is None
+    plural = find_key_term("Who owned invisibility cloaks?", terms, WORDPIECE_VOCAB | {"cloak", "invisibility"})
+    assert plural is not None and plural.text == "Invisibility Cloak", "a plural is the term itself, though 'cloaks' is a word"
+    hit = find_key_term("What is a Pensieev?", terms, WORDPIECE_VOCAB)  # a typo of the name still matches
+    assert hit is not None and hit.text == "Pensieve"
+
+
+def test_a_key_term_inside_the_name_of_something_else_is_no_evidence_but_counts_where_it_stands_alone():
+    exceptions = compile_terms({"": names_containing_terms(["Snape Maltings", "Guy Fawkes", "Gandalf"], ["Snape", "Fawkes"])})
+    assert sorted(t.text for t in exceptions) == ["Guy Fawkes", "Snape Maltings"]  # Gandalf holds no key term
+    terms = compile_terms({"hp": ["Snape", "Fawkes", "Hogwarts"]})
+
+    def found(text: str) -> list[str]:
+        return [t.text for t in find_standalone_terms(text, terms, exceptions, VOCAB)]
+
+    assert found("What concerts are on at Snape Maltings near Aldeburgh?") == []
+    assert found("Who was Guy Fawkes?") == []
+    assert found("Who is Snape?") == ["Snape"]
+    assert found("Who is Snape? Also, what is on at Snape Maltings?") == ["Snape"]  # the standalone one still counts
+    assert found("Is Snape Maltings near Hogwarts?") == ["Hogwarts"]
+    assert find_standalone_terms("Who is Snape?", terms, compile_terms({}), VOCAB)[0].text == "Snape"
 
 
 def test_distinctive_terms_rank_before_ambiguous_ones():
