@@ -203,7 +203,7 @@ def _same(term: KeyTerm, word: str, token: str, vocabulary: frozenset[str]) -> b
     if word == token or (word in (token + "s", token + "es") and len(token) >= 4):  # a plural is the term, not a typo
         return True
     # a real word is never read as a typo of a term ("shape" / "Snape", "pensive" / "Pensieve")
-    return term.fuzzy_ok(token) and not is_word(word, vocabulary) and _within_one_edit(word, token)
+    return term.fuzzy_ok(token) and _within_one_edit(word, token) and not is_word(word, vocabulary)
 
 
 def _sequence_at(term: KeyTerm, toks: Sequence[str], start: int, vocabulary: frozenset[str]) -> bool:
