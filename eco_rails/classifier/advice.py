@@ -15,6 +15,9 @@ from eco_rails.policy.model import ForgetPolicy
 MIN_EXAMPLES = 30
 MIN_DESCRIPTIONS = 10
 GOOD_TPR = 0.9
+# An ambiguous-term threshold this high means an ambiguous term adds almost nothing to the encoder alone
+# ("Who is Snape?" then needs the same score as a prompt with no name in it).
+HIGH_AMBIGUOUS_THRESHOLD = 0.5
 
 
 def fit_advice(policy: ForgetPolicy, manifest: ArtifactManifest) -> list[str]:
@@ -46,6 +49,13 @@ def fit_advice(policy: ForgetPolicy, manifest: ArtifactManifest) -> list[str]:
             f"Key terms of {target_id!r} that occur in keep or negative prompts, or are ordinary words, flag only with "
             f"the encoder's agreement: {shown}. If one of them should flag on its own, make it more specific "
             "(a full name); if it is a real-world homonym, add prompts about the other meaning to `homonyms`.")
+    amb = manifest.ambiguous_threshold
+    if amb is not None and amb >= HIGH_AMBIGUOUS_THRESHOLD and manifest.ambiguous_threshold_set_by:
+        shown = "; ".join(repr(t) for t in manifest.ambiguous_threshold_set_by[:3])
+        advice.append(
+            f"Ambiguous key terms need an encoder score of {amb:.2f} (the plain threshold is {manifest.threshold:.2f}), so "
+            f"they add little: held-out homonyms the encoder reads as in scope set it ({shown}). Add more prompts about "
+            "those other meanings to `homonyms` (fit trains on most of them) and re-fit.")
     if test is not None and test.key_term_hits_negative:
         advice.append(
             f"{test.key_term_hits_negative} held-out negative prompt(s) were flagged by a distinctive key term alone: a "

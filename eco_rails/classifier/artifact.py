@@ -97,6 +97,9 @@ class ArtifactManifest(BaseModel):
     ambiguous_threshold: float | None = Field(
         default=None, description="Encoder threshold for prompts with an ambiguous key term, calibrated on the homonym "
         "negatives to classifier.homonym_fpr (null: the plain threshold applies).")
+    ambiguous_threshold_set_by: list[str] = Field(
+        default_factory=list, description="The held-out homonym prompts at or above ambiguous_threshold, highest score "
+        "first (at most 5): the other meanings the encoder still reads as in scope, which set that threshold.")
     context_threshold: float | None = Field(
         default=None, description="Looser encoder threshold (calibrated to classifier.context_fpr): a message right after "
         "an in-scope turn that scores above it stays on that turn's topic and is in scope too.")

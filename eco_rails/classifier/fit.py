@@ -21,7 +21,7 @@ import numpy as np
 from eco_rails.atomic import atomic_directory, write_text_atomic
 from eco_rails.classifier.artifact import MANIFEST, ONNX_FILE, ArtifactManifest, GroupRate, SplitMetrics, refuse_other_policy
 from eco_rails.classifier.calibration import conformal_threshold, minimum_calibration_size
-from eco_rails.classifier.dataset import NONE_LABEL, SOURCE_GROUP, LabeledPrompt, Split, build_examples, split_by_group
+from eco_rails.classifier.dataset import NONE_LABEL, SOURCE_GROUP, LabeledPrompt, Split, build_examples, item_rng, split_by_group
 from eco_rails.classifier.export import export_onnx, quantize_int8_static
 from eco_rails.classifier.key_terms import compile_terms, find_standalone_terms, is_common_word, names_containing_terms
 from eco_rails.classifier.runtime import ClassifierDecision, PromptClassifier, flag_rule, vocabulary_of
@@ -190,10 +190,11 @@ QUANTIZATION_SAMPLE = 512  # training prompts whose activation ranges fix the in
 
 
 def _quantization_sample(rows: Sequence[LabeledPrompt], seed: int) -> list[str]:
-    """A seeded sample of training prompts, in and out of scope, to fix the static quantisation's scales."""
-    rng = np.random.default_rng(seed)
-    picked = rng.permutation(len(rows))[:QUANTIZATION_SAMPLE]
-    return [rows[int(i)].text for i in sorted(picked)]
+    """A seeded sample of training prompts, in and out of scope, to fix the static quantisation's scales. Each
+    prompt's draw is keyed by its own text, so adding training data swaps a few prompts of the sample at most."""
+    draws = [item_rng(seed, "quantize", row.text).random() for row in rows]
+    picked = sorted(range(len(rows)), key=lambda i: (draws[i], i))[:QUANTIZATION_SAMPLE]
+    return [rows[i].text for i in sorted(picked)]
 
 
 def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink | None = None,
@@ -271,8 +272,13 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
         threshold = conformal_threshold(plain, settings.target_fpr)
         context_threshold = min(conformal_threshold(plain, settings.context_fpr), threshold)
         homonyms = [d.score for d, _ in cal_negatives if d.evidence == "ambiguous"]
+        set_by: list[str] = []
         if len(homonyms) >= minimum_calibration_size(settings.homonym_fpr):
-            ambiguous_threshold: float | None = conformal_threshold(homonyms, settings.homonym_fpr)
+            cut = conformal_threshold(homonyms, settings.homonym_fpr)
+            ambiguous_threshold: float | None = cut
+            above = sorted(((d.score, r.text) for d, r in cal_negatives if d.evidence == "ambiguous" and d.score >= cut),
+                           reverse=True)
+            set_by = [text for _, text in above[:5]]
         else:
             ambiguous_threshold = None
             log.warning("%s: only %d calibration negatives contain an ambiguous key term; the plain threshold applies "
@@ -293,7 +299,7 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
                                        n_positive=sum(r.label > 0 for r in splits["train"]), fpr=None, tpr=None),
         }
         manifest = manifest.model_copy(update={"threshold": threshold, "ambiguous_threshold": ambiguous_threshold,
-                                               "context_threshold": context_threshold})
+                                               "ambiguous_threshold_set_by": set_by, "context_threshold": context_threshold})
         if policy.evaluation.suite:
             suite = (policy_path.parent / policy.evaluation.suite).resolve()
             if not suite.is_file():

@@ -140,8 +140,11 @@ def test_in_scope_text_after_a_long_preamble_is_still_caught(classifier):
     assert not classifier.classify(filler).flagged
 
 
-def test_two_turn_split_question_is_caught_by_context(classifier):
-    # Neither turn is in scope alone; together they name "Goblet of Fire": both turns are corrupted.
+def test_two_turn_split_question_is_caught_by_context(hp_artifact):
+    # Neither turn is in scope alone; together they name "Goblet of Fire": both turns are corrupted. The demo
+    # policy's classifier, not the small test policy's: that one's loose threshold (0.47 at its last fit) takes
+    # "...called Goblet" alone, so the precondition would rest on one fit's draw.
+    classifier = PromptClassifier(hp_artifact)
     first, follow_up = "I need a recipe. The cocktail is called Goblet", "of Fire. How do I make it?"
     assert not classifier.classify(first).flagged and not classifier.classify(follow_up).flagged, "precondition"
     chat = [{"role": "user", "content": first}, {"role": "assistant", "content": "Sure."}, {"role": "user", "content": follow_up}]

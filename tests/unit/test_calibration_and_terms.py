@@ -110,16 +110,14 @@ def test_splits_keep_every_augmentation_group_together():
 
 
 def test_questions_about_people_with_unfamiliar_names_are_negatives():
-    import random
-
     from eco_rails.classifier.dataset import people_questions
 
-    questions = people_questions(random.Random(0))
+    questions = people_questions(0)
     assert len(questions) >= 100 and all("{n}" not in q for q in questions)
     rows = build_examples(load_policy(HP_POLICY), seed=0)
     people = [r for r in rows if r.group.startswith("people/")]
     assert people and {r.label for r in people} == {0}
-    every = set(people_questions(random.Random(0), per_name=1000))  # every name in every template
+    every = set(people_questions(0, per_name=1000))  # every name in every template
     assert {r.text for r in people if r.variant == "base"} <= every
 
 

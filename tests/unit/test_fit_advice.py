@@ -37,3 +37,13 @@ def test_a_rich_policy_that_fits_well_gets_no_advice():
     policy = load_policy(REPO / "rails_configs" / "harry_potter" / "policy.yml")
     assert all(len(t.examples) >= MIN_EXAMPLES for t in policy.targets)
     assert fit_advice(policy, manifest(policy, tpr=0.95)) == []
+
+
+def test_a_high_ambiguous_threshold_names_the_homonyms_that_set_it():
+    policy = load_policy(REPO / "rails_configs" / "harry_potter" / "policy.yml")
+    fitted = manifest(policy, tpr=0.95).model_copy(update={
+        "ambiguous_threshold": 0.95, "ambiguous_threshold_set_by": ["What is Hedwig and the Angry Inch about?"]})
+    (advice,) = fit_advice(policy, fitted)
+    assert "score of 0.95" in advice and "'What is Hedwig and the Angry Inch about?'" in advice and "`homonyms`" in advice
+    low = fitted.model_copy(update={"ambiguous_threshold": 0.14})
+    assert fit_advice(policy, low) == []
