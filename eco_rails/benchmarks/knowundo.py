@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from eco_rails.benchmarks import metrics as M
 from eco_rails.benchmarks.data import KnowUnDoRow, load_knowundo
+from eco_rails.benchmarks.eco_config import MERGE_ADAPTERS
 from eco_rails.benchmarks.inject import Example, InjectionSettings, inject, injection_info
 from eco_rails.benchmarks.methods import Condition, MethodContext, build_method
 from eco_rails.benchmarks.scoring import Answer, ask, ask_many
@@ -43,6 +44,7 @@ class KnowUnDoPreset(BaseModel):
     generate: int = 10  # greedy answers per val split (empty/repetition rates, samples)
     max_new_tokens: int = 48
     classifier_epochs: int = 3
+    general_negatives: int = 300  # shipped general questions among the classifier's negatives
     unlearning: UnlearnSettings = UnlearnSettings(format=FMT)  # the MemFlex recipe's budget (2 epochs, accumulation 16)
 
 
@@ -51,6 +53,7 @@ PRESETS: dict[str, KnowUnDoPreset] = {
     "default": KnowUnDoPreset(injection=InjectionSettings(lora_r=8, lora_alpha=16, epochs=3, format=FMT)),
     "quick": KnowUnDoPreset(injection=InjectionSettings(lora_r=8, lora_alpha=16, epochs=1, format=FMT), val_limit=10,
                             inject_limit=60, train_limit=40, generate=3, max_new_tokens=24, classifier_epochs=1,
+                            general_negatives=120,
                            unlearning=UnlearnSettings(format=FMT, epochs=1, localisation_copies=1, check_rows=16, checks_per_epoch=1)),
     "full": KnowUnDoPreset(injection=InjectionSettings(lora_r=8, lora_alpha=16, epochs=5, batch_size=16, format=FMT), generate=110),
 }
@@ -81,6 +84,7 @@ def summarize(unlearn: list[Answer], retention: list[Answer], samples: list[tupl
         "empty_rate": M.mean(float(M.is_empty(t)) for t in texts),
         "repetition_rate": M.mean(M.repetition_rate(t) for t in texts),
         "loop_rate": M.mean(float(M.is_loop(t)) for t in texts),
+        "paraphrase_loop_rate": M.mean(float(M.is_paraphrase_loop(t)) for t in texts),
         "samples": [{"question": r.text, "gold": r.labels, "answer": a.text} for r, a in samples[:3]],
     }
 
@@ -108,7 +112,8 @@ def run_knowundo(options: KnowUnDoOptions, progress: ProgressSink | None = None)
     target_dir = inject(options.model, [Example(question=r.text, answer=r.labels) for r in injected], injection,
                         name=f"knowundo-{options.preset}-target", device=options.device, dtype=options.dtype, progress=progress)
     timings["injection"] = time.perf_counter() - t0
-    target = get_engine(options.model, device=options.device, dtype=options.dtype, adapter=target_dir)
+    target = get_engine(options.model, device=options.device, dtype=options.dtype, adapter=target_dir,
+                        merge_adapter=MERGE_ADAPTERS)
     base = get_engine(options.model, device=options.device, dtype=options.dtype)
 
     work = options.work_dir or (cache_root() / "benchmarks")
@@ -124,7 +129,7 @@ def run_knowundo(options: KnowUnDoOptions, progress: ProgressSink | None = None)
         optimize_rows=optimize_rows, base_model=options.model, adapter=target_dir,
         parameters={k: v for k, v in {"device": options.device, "dtype": options.dtype, "chat_template": False,
                                       "max_new_tokens": preset.max_new_tokens}.items() if v is not None},
-        classifier={"epochs": preset.classifier_epochs},
+        classifier={"epochs": preset.classifier_epochs, "general_negatives": preset.general_negatives},
         optimization={"budget": 5, "fluency_prompts": 0} if options.preset == "quick" else None,
     )
     t0 = time.perf_counter()

@@ -25,10 +25,10 @@ import math
 import statistics
 from typing import Iterable, Sequence
 
-from eco_rails.evaluation.fluency import is_empty, is_loop, repetition_rate
+from eco_rails.evaluation.fluency import is_empty, is_loop, is_paraphrase_loop, repetition_rate
 
 __all__ = [  # the fluency checks are shared with eco-rails optimize and eval
-    "forget_quality", "forget_truth_stat", "harmonic_mean", "is_empty", "is_loop", "mean", "model_utility", "normalized_prob",
+    "forget_quality", "forget_truth_stat", "harmonic_mean", "is_empty", "is_loop", "is_paraphrase_loop", "mean", "model_utility", "normalized_prob",
     "perplexity", "prob_from_nll", "repetition_rate", "retain_truth_stat", "rouge_l_recall", "token_accuracy", "truth_ratio",
 ]
 

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from eco_rails.benchmarks import metrics as M
 from eco_rails.benchmarks.data import Author, TofuData, load_tofu
+from eco_rails.benchmarks.eco_config import MERGE_ADAPTERS
 from eco_rails.benchmarks.inject import Example, InjectionSettings, inject, injection_info
 from eco_rails.benchmarks.methods import DEFAULT_METHODS, Condition, MethodContext, build_method
 from eco_rails.benchmarks.scoring import Answer, ask_many
@@ -176,6 +177,7 @@ def set_metrics(rows: list[Scored], name: SetName) -> dict[str, Any]:
         "empty_rate": M.mean(float(M.is_empty(t)) for t in texts),
         "repetition_rate": M.mean(M.repetition_rate(t) for t in texts),
         "loop_rate": M.mean(float(M.is_loop(t)) for t in texts),
+        "paraphrase_loop_rate": M.mean(float(M.is_paraphrase_loop(t)) for t in texts),
     }
 
 
@@ -210,6 +212,7 @@ def method_summary(scored: list[Scored], retain_ratios: dict[bool, list[float]] 
         "empty_rate": M.mean(float(M.is_empty(t)) for t in texts),
         "repetition_rate": M.mean(M.repetition_rate(t) for t in texts),
         "loop_rate": M.mean(float(M.is_loop(t)) for t in texts),
+        "paraphrase_loop_rate": M.mean(float(M.is_paraphrase_loop(t)) for t in texts),
         "samples": [{"question": s.item.question, "gold": s.item.answer, "answer": s.answer.text}
                     for s in (held or forget)[:3]],
     }
@@ -284,8 +287,10 @@ def run_tofu(options: TofuOptions, progress: ProgressSink | None = None) -> dict
     retain_dir = inject(options.model, _qa(retain_authors), injection, name=f"tofu-{options.preset}-retain",
                         device=options.device, dtype=options.dtype, progress=progress)
     timings["injection"] = time.perf_counter() - t0
-    target = get_engine(options.model, device=options.device, dtype=options.dtype, adapter=target_dir)
-    retain = get_engine(options.model, device=options.device, dtype=options.dtype, adapter=retain_dir)
+    target = get_engine(options.model, device=options.device, dtype=options.dtype, adapter=target_dir,
+                        merge_adapter=MERGE_ADAPTERS)
+    retain = get_engine(options.model, device=options.device, dtype=options.dtype, adapter=retain_dir,
+                        merge_adapter=MERGE_ADAPTERS)
 
     items, training = build_items(data, preset, options.seed)
     names = [a.name for a in forget_authors]

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from eco_rails.benchmarks.eco_config import MERGE_ADAPTERS
 from eco_rails.benchmarks.methods import HYBRID, WEIGHT_METHODS
 from eco_rails.progress import ProgressSink, SilentProgress
 from eco_rails.unlearn import UnlearnData, UnlearnSettings, unlearn, unlearn_key, unlearning_info
@@ -86,7 +87,8 @@ def weight_engines(model: str, target_dir: Path, data: UnlearnData, settings: Un
         return {}, {}
     adapters = unlearned_adapters(model, target_dir, data, settings, names, prefix=prefix, device=device, dtype=dtype,
                                   progress=progress)
-    engines = {name: get_engine(model, device=device, dtype=dtype, adapter=folder) for name, (folder, _) in adapters.items()}
+    engines = {name: get_engine(model, device=device, dtype=dtype, adapter=folder, merge_adapter=MERGE_ADAPTERS)
+               for name, (folder, _) in adapters.items()}
     return engines, adapters
 
 

@@ -271,14 +271,12 @@ def fit_policy(policy_path: Path, artifact_dir: Path, *, progress: ProgressSink 
         plain = [d.score for d, _ in cal_negatives if d.evidence == "none"]
         threshold = conformal_threshold(plain, settings.target_fpr)
         context_threshold = min(conformal_threshold(plain, settings.context_fpr), threshold)
-        homonyms = [d.score for d, _ in cal_negatives if d.evidence == "ambiguous"]
+        homonyms = sorted(((d.score, r.text) for d, r in cal_negatives if d.evidence == "ambiguous"), reverse=True)
         set_by: list[str] = []
         if len(homonyms) >= minimum_calibration_size(settings.homonym_fpr):
-            cut = conformal_threshold(homonyms, settings.homonym_fpr)
+            cut = conformal_threshold([score for score, _ in homonyms], settings.homonym_fpr)
             ambiguous_threshold: float | None = cut
-            above = sorted(((d.score, r.text) for d, r in cal_negatives if d.evidence == "ambiguous" and d.score >= cut),
-                           reverse=True)
-            set_by = [text for _, text in above[:5]]
+            set_by = [text for score, text in homonyms if score >= cut][:5]
         else:
             ambiguous_threshold = None
             log.warning("%s: only %d calibration negatives contain an ambiguous key term; the plain threshold applies "

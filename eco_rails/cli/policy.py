@@ -147,7 +147,8 @@ def _print_optimization(report: dict) -> None:
         f = report["fluency"]
         console.print(f"Fluency: corrupted/clean answer perplexity {f['corrupted_perplexity']:.1f}/{f['clean_perplexity']:.1f} "
                       f"= {f['ratio']:.2f} ({'within' if report['fluent'] else '[red]over[/]'} the bound); "
-                      f"empty answers {f['empty_rate']:.0%}, loops {f['loop_rate']:.0%}")
+                      f"empty answers {f['empty_rate']:.0%}, loops {f['loop_rate']:.0%}"
+                      + (f", paraphrase loops {f['paraphrase_loop_rate']:.0%}" if "paraphrase_loop_rate" in f else ""))
     if report.get("recorded"):
         console.print(f"Recorded in {report['recorded']} (commit it with the policy: a fresh clone then skips the search)")
 

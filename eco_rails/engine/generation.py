@@ -224,9 +224,10 @@ class EcoEngine:
     @classmethod
     def load(
         cls, model: str | Path = EMBEDDED_MODEL, *, device: str | None = None, dtype: str | None = None, adapter: str | Path | None = None,
+        merge_adapter: bool = False,
     ) -> EcoEngine:
         """Load (or reuse) an engine for a model reference (and PEFT adapter); see :func:`get_engine`."""
-        return get_engine(model, device=device, dtype=dtype, adapter=adapter)
+        return get_engine(model, device=device, dtype=dtype, adapter=adapter, merge_adapter=merge_adapter)
 
     @property
     def device(self) -> torch.device:
@@ -448,18 +449,20 @@ class EcoEngine:
             await asyncio.to_thread(iterator.close)
 
 
-_ENGINES: dict[tuple[str, str, str, str], EcoEngine] = {}
+_ENGINES: dict[tuple[str, str, str, str, bool], EcoEngine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
 def get_engine(
     model: str | Path = EMBEDDED_MODEL, *, device: str | None = None, dtype: str | None = None, adapter: str | Path | None = None,
+    merge_adapter: bool = False,
 ) -> EcoEngine:
-    """One engine per (model directory, adapter, device, dtype) per process: providers built by several rails
-    configs or several NeMo ``LLMRails`` share the weights instead of loading them again.
+    """One engine per (model directory, adapter, merge, device, dtype) per process: providers built by several
+    rails configs or several NeMo ``LLMRails`` share the weights instead of loading them again.
 
-    ``adapter`` is a local PEFT adapter directory served on top of ``model`` (unmerged, so an unflagged prompt
-    gets exactly the answer of ``PeftModel.from_pretrained(base, adapter)``).
+    ``adapter`` is a local PEFT adapter directory served on top of ``model``: unmerged by default, so an unflagged
+    prompt gets exactly the answer of ``PeftModel.from_pretrained(base, adapter)``; with ``merge_adapter``, folded
+    into the weights (``merge_and_unload``), about 1.25x faster on CPU, with the merged model's answers.
 
     Raises :class:`~eco_rails.errors.ModelLoadError` if ``model`` is not the embedded alias, a local causal-LM
     directory or a ``.gguf`` file, or ``adapter`` is not a PEFT adapter for it, and
@@ -467,14 +470,16 @@ def get_engine(
     placement = choose_placement(device, dtype)
     model_dir = resolve_model_dir(model)
     adapter_dir = resolve_adapter_dir(adapter) if adapter else None
-    key = (str(model_dir.resolve()), str(adapter_dir.resolve()) if adapter_dir else "", placement.device, placement.dtype)
+    merge = bool(merge_adapter and adapter_dir is not None)
+    key = (str(model_dir.resolve()), str(adapter_dir.resolve()) if adapter_dir else "", placement.device, placement.dtype, merge)
     with _ENGINES_LOCK:
         engine = _ENGINES.get(key)
         if engine is None:
             hf_model, tokenizer = load_model_and_tokenizer(model_dir, placement)
             if adapter_dir is not None:
-                hf_model = apply_adapter(hf_model, adapter_dir)
-            engine = EcoEngine(hf_model, tokenizer, name=str(model) if adapter_dir is None else f"{model}+{adapter_dir.name}")
+                hf_model = apply_adapter(hf_model, adapter_dir, merge=merge)
+            name = str(model) if adapter_dir is None else f"{model}+{adapter_dir.name}{' (merged)' if merge else ''}"
+            engine = EcoEngine(hf_model, tokenizer, name=name)
             _ENGINES[key] = engine
         return engine
 

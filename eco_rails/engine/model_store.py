@@ -266,11 +266,15 @@ def resolve_adapter_dir(adapter: str | os.PathLike[str]) -> Path:
     return path
 
 
-def apply_adapter(model: Any, adapter_dir: Path) -> Any:
-    """Wrap ``model`` in its PEFT adapter, unmerged, in eval mode.
+def apply_adapter(model: Any, adapter_dir: Path, merge: bool = False) -> Any:
+    """Wrap ``model`` in its PEFT adapter, in eval mode; with ``merge``, fold it into the weights instead.
 
-    Unmerged on purpose: a merged adapter rounds differently from the ``PeftModel`` a user fine-tuned and
+    Unmerged by default: a merged adapter rounds differently from the ``PeftModel`` a user fine-tuned and
     checks against, and the provider promises bit-identical answers to the plain model when nothing is flagged.
+    Merged (``merge_and_unload``) is a plain model again, faster on CPU, where peft's unmerged LoRA layers add
+    two small matmuls and Python overhead to every linear layer (measured: SmolLM2-135M with an r-16 adapter on
+    every linear layer, 2 CPU cores, idle: about 1.25x on forwards and greedy generation); its answers are then
+    those of the merged model (logits within about 1e-4 of the unmerged ones).
     """
     try:
         from peft import PeftModel
@@ -284,4 +288,6 @@ def apply_adapter(model: Any, adapter_dir: Path) -> Any:
             "Check that the adapter was trained for this base model (adapter_config.json: base_model_name_or_path)."
         ) from exc
     wrapped.eval()
+    if merge:
+        return wrapped.merge_and_unload().eval()
     return wrapped

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from eco_rails.engine.flags import FlagDecision
 from eco_rails.errors import ConfigError
-from eco_rails.evaluation.fluency import is_empty, is_loop
+from eco_rails.evaluation.fluency import is_empty, is_loop, is_paraphrase_loop
 from eco_rails.evaluation.mcq_data import Kind, MCQRow, RowProblem, load_rows
 from eco_rails.progress import ProgressSink, SilentProgress
 from eco_rails.versions import package_versions
@@ -49,6 +49,8 @@ class GroupReport(BaseModel):
     perplexity_rails: Optional[float] = None  # forget groups with --generate: median, under the clean model
     empty_rails: Optional[float] = None  # forget groups with --generate: share of empty answers through the rails
     loop_rails: Optional[float] = None  # forget groups with --generate: share of answers that repeat themselves
+    # ... or loop in another case, inflection or frame (evaluation.fluency.is_paraphrase_loop; exact loops included)
+    paraphrase_loop_rails: Optional[float] = None
     perplexity_plain: Optional[float] = None
     baselines: dict[str, BaselineMetrics] = Field(default_factory=dict)
     flagged_prompts: list[str] = Field(default_factory=list)  # for retain groups: which prompts the policy took
@@ -181,6 +183,7 @@ def evaluate(
             if row.kind == "forget":
                 if rails_text != REFUSAL:
                     rec["empty_rails"], rec["loop_rails"] = float(is_empty(rails_text)), float(is_loop(rails_text))
+                    rec["paraphrase_loop_rails"] = float(is_paraphrase_loop(rails_text))
                 rec["ppl_plain"] = continuation_perplexity(engine, row.prompt, plain_text)
                 rec["ppl_rails"] = continuation_perplexity(engine, row.prompt, rails_text) if rails_text != REFUSAL else float("nan")
         per_group.setdefault(row.group, []).append(rec)
@@ -208,6 +211,7 @@ def evaluate(
             perplexity_rails=statistics.median(col("ppl_rails")) if col("ppl_rails") else None,
             empty_rails=_mean(col("empty_rails")) if col("empty_rails") else None,
             loop_rails=_mean(col("loop_rails")) if col("loop_rails") else None,
+            paraphrase_loop_rails=_mean(col("paraphrase_loop_rails")) if col("paraphrase_loop_rails") else None,
             baselines=base,
             flagged_prompts=[r["prompt"] for r in recs if r["flagged"]] if kind == "retain" else [],
         )
@@ -247,8 +251,8 @@ def markdown_summary(report: EvalReport) -> str:
     if ppl:
         lines += ["", "Fluency of forget answers (median perplexity under the clean model): " +
                   "; ".join(f"{n}: plain {g.perplexity_plain:.1f}, rails {g.perplexity_rails:.1f}" for n, g in ppl)]
-        lines += ["", "Empty / looping answers through the rails: " +
-                  "; ".join(f"{n}: {pct(g.empty_rails)} / {pct(g.loop_rails)}" for n, g in ppl)]
+        lines += ["", "Empty / looping / paraphrase-looping answers through the rails: " +
+                  "; ".join(f"{n}: {pct(g.empty_rails)} / {pct(g.loop_rails)} / {pct(g.paraphrase_loop_rails)}" for n, g in ppl)]
     flagged = [(n, g.flagged_prompts) for n, g in report.groups.items() if g.flagged_prompts]
     for name, prompts in flagged:
         lines += ["", f"Retain group `{name}`: {len(prompts)} prompt(s) taken by the policy: " + "; ".join(f"“{p}”" for p in prompts[:10])]

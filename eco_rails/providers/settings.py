@@ -26,6 +26,10 @@ class ProviderFields(GenerationFields):
         default=None,
         description="a local PEFT adapter directory served on top of the model (a fine-tuned chatbot); relative paths "
         "are read from the working directory")
+    merge_adapter: bool = Field(
+        default=False,
+        description="fold the adapter into the weights at load (peft's merge_and_unload): faster on CPU; answers are "
+        "then the merged model's, which rounds differently from the unmerged PeftModel")
     device: str | None = Field(default=None, description="auto (default), cpu, cuda, cuda:1, ...")
     dtype: str | None = Field(default=None, description="auto (default: bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     corruption: CorruptionSpec = Field(default_factory=CorruptionSpec, description="how flagged tokens are corrupted")
@@ -45,6 +49,8 @@ class ProviderFields(GenerationFields):
         if self.backend == "vllm" and self.adapter:
             raise ValueError("adapter is not supported with backend: vllm (serve the merged model, or the adapter "
                              "with vLLM's own --lora-modules, and point `model` at the merged directory)")
+        if self.merge_adapter and not self.adapter:
+            raise ValueError("merge_adapter is set but there is no adapter to merge; add `adapter: <folder>` or remove it")
         if self.backend == "vllm" and self.no_repeat_ngram_size:
             raise ValueError("no_repeat_ngram_size is not supported with backend: vllm (vLLM has no such sampling "
                              "parameter); use repetition_penalty")
@@ -55,7 +61,7 @@ class ProviderFields(GenerationFields):
         if self.backend == "vllm":
             assert self.vllm is not None
             return get_vllm_engine(model, self.vllm)
-        return get_engine(model, device=self.device, dtype=self.dtype, adapter=self.adapter)
+        return get_engine(model, device=self.device, dtype=self.dtype, adapter=self.adapter, merge_adapter=self.merge_adapter)
 
     @field_validator("corruption", mode="before")
     @classmethod

@@ -41,7 +41,7 @@ class MainModel:
         from eco_rails.engine.generation import get_engine
 
         return get_engine(self.model, device=self.parameters.get("device"), dtype=self.parameters.get("dtype"),
-                          adapter=self.parameters.get("adapter"))
+                          adapter=self.parameters.get("adapter"), merge_adapter=bool(self.parameters.get("merge_adapter")))
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from eco_rails.atomic import write_text_atomic
 from eco_rails.classifier.artifact import MANIFEST
 from eco_rails.engine.flags import FlagDecision
 from eco_rails.errors import ConfigError
-from eco_rails.evaluation.fluency import is_empty, is_loop
+from eco_rails.evaluation.fluency import is_empty, is_loop, is_paraphrase_loop
 from eco_rails.evaluation.mcq_data import MCQRow, load_rows
 from eco_rails.policy import ForgetPolicy
 from eco_rails.policy.learned import learned_path, model_identity, new_entry, write_learned
@@ -90,7 +90,9 @@ def retain_engine(resolved: Any, retain_model: str) -> Any:
                           "Name a PEFT adapter folder or a model folder trained without the forget data.")
     params = resolved.main_model.parameters
     if (path / "adapter_config.json").is_file():
-        return get_engine(resolved.main_model.model, device=params.get("device"), dtype=params.get("dtype"), adapter=path)
+        # merged or not like the main model, so both sides of the comparison round alike
+        return get_engine(resolved.main_model.model, device=params.get("device"), dtype=params.get("dtype"), adapter=path,
+                          merge_adapter=bool(params.get("merge_adapter")))
     return get_engine(path, device=params.get("device"), dtype=params.get("dtype"))
 
 
@@ -111,6 +113,7 @@ def fluency_check(engine: Any, rows: list[MCQRow], spec: Any, whole_prompt: bool
     corrupt_ppl = statistics.median([p for p in corrupted if p == p] or [float("nan")])
     return {"clean_perplexity": clean_ppl, "corrupted_perplexity": corrupt_ppl, "ratio": corrupt_ppl / clean_ppl,
             "empty_rate": statistics.fmean(is_empty(t) for t in texts), "loop_rate": statistics.fmean(is_loop(t) for t in texts),
+            "paraphrase_loop_rate": statistics.fmean(is_paraphrase_loop(t) for t in texts),
             "answers": texts}
 
 

@@ -31,7 +31,7 @@ def adapter_dir(tmp_path_factory):
     return out
 
 
-def _peft_answer(adapter_dir, max_new_tokens: int = 16) -> str:
+def _peft_answer(adapter_dir, max_new_tokens: int = 16, merged: bool = False) -> str:
     import torch
     from peft import PeftModel
 
@@ -39,6 +39,8 @@ def _peft_answer(adapter_dir, max_new_tokens: int = 16) -> str:
 
     base, tokenizer = load_model_and_tokenizer(resolve_model_dir("smollm2-135m"), choose_placement("cpu"))
     model = PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+    if merged:
+        model = model.merge_and_unload().eval()
     text = tokenizer.apply_chat_template([{"role": "user", "content": QUESTION}], tokenize=False, add_generation_prompt=True)
     ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)
     with torch.inference_mode():
@@ -56,6 +58,27 @@ def test_provider_with_adapter_answers_exactly_like_the_peft_model_when_unflagge
 
     plain = engine.generate(QUESTION, settings=GenerationSettings(max_new_tokens=16)).text
     assert served != plain, "the adapter must change the answer, or this test proves nothing"
+
+
+def test_merged_adapter_is_a_plain_model_answering_like_peft_merge_and_unload(adapter_dir, engine):
+    """``merge_adapter: true`` folds the adapter into the weights (the fast path the benchmarks use): the engine
+    holds a plain transformers model, unflagged answers equal peft's own merge_and_unload, flagged ones are
+    corrupted, and it is a separate engine from the unmerged one."""
+    from peft import PeftModel
+
+    from eco_rails.engine.flags import FlagDecision
+    from eco_rails.engine.generation import GenerationSettings
+    from eco_rails.providers.nemo import EcoLLM
+
+    llm = EcoLLM("smollm2-135m", adapter=str(adapter_dir), merge_adapter=True, max_new_tokens=16, temperature=0,
+                 device="cpu", corruption={"method": "rand_noise", "strength": 5.0})
+    assert not isinstance(llm.engine.model, PeftModel) and llm.engine.name.endswith("(merged)")
+    unmerged = EcoLLM("smollm2-135m", adapter=str(adapter_dir), max_new_tokens=16, temperature=0, device="cpu")
+    assert unmerged.engine is not llm.engine and isinstance(unmerged.engine.model, PeftModel)
+    served = asyncio.run(llm.generate_async(QUESTION)).content
+    assert served == _peft_answer(adapter_dir, merged=True)
+    assert served != engine.generate(QUESTION, settings=GenerationSettings(max_new_tokens=16)).text
+    assert asyncio.run(llm.generate_async(QUESTION, eco_flag=FlagDecision.flag())).content != served
 
 
 def test_flagged_prompt_is_corrupted_on_top_of_the_adapter(adapter_dir):

@@ -93,7 +93,7 @@ def test_optimize_loads_the_retain_model_the_policy_names_relative_to_the_policy
     found = optimize_strength(config)
     assert found["objective"] == "retain" and found["evaluations"] == 3 and found["searched_questions"] == 5
     # the reference is the retain adapter itself: its truth ratios on those questions, computed here directly
-    retain = get_engine("smollm2-135m", device="cpu", adapter=report["injection"]["retain"]["adapter"])
+    retain = get_engine("smollm2-135m", device="cpu", adapter=report["injection"]["retain"]["adapter"], merge_adapter=True)
     ratios = truth_ratios(retain, load_optimization_rows(load_policy(config / "policy.yml"), config / "policy.yml"), None)
     assert found["reference_truth_ratio"] == pytest.approx(statistics.median(ratios))
     assert found["reference_truth_ratio"] != pytest.approx(found["clean_truth_ratio"])
@@ -116,6 +116,7 @@ def test_tofu_report_files_are_written_as_strict_json_markdown_and_png(tofu_repo
 def test_benchmark_rails_config_answers_like_the_benchmark_scored(tofu_report, fresh_caches):
     """The folder the benchmark wrote is a real rails config: through LLMRails, a flagged forget question is
     answered from corrupted embeddings and an unflagged one exactly like the target model."""
+    import yaml
     from nemoguardrails import LLMRails, RailsConfig
 
     from eco_rails.benchmarks.eco_config import prepare_eco
@@ -123,7 +124,9 @@ def test_benchmark_rails_config_answers_like_the_benchmark_scored(tofu_report, f
 
     report, work = tofu_report
     config = work / "tofu-quick-eco"
-    engine = get_engine("smollm2-135m", device="cpu", adapter=report["injection"]["target"]["adapter"])
+    # the benchmark serves its adapters merged, and the config it writes says so
+    assert yaml.safe_load((config / "config.yml").read_text())["models"][0]["parameters"]["merge_adapter"] is True
+    engine = get_engine("smollm2-135m", device="cpu", adapter=report["injection"]["target"]["adapter"], merge_adapter=True)
     decide, _ = prepare_eco(config, engine=engine)
     rails = LLMRails(RailsConfig.from_path(str(config)))
     samples = [s["question"] for s in report["methods"]["eco"]["samples"]]

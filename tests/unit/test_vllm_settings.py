@@ -10,6 +10,12 @@ from eco_rails.errors import ConfigError
 from eco_rails.providers.settings import ProviderSettings
 
 
+def test_merge_adapter_without_an_adapter_names_the_fix():
+    with pytest.raises(ConfigError, match=r"merge_adapter is set but there is no adapter to merge; add `adapter: <folder>`"):
+        ProviderSettings.parse({"merge_adapter": True})
+    assert ProviderSettings.parse({"adapter": "bot", "merge_adapter": True}).merge_adapter is True
+
+
 def test_vllm_backend_needs_its_server_settings_and_names_the_fix():
     with pytest.raises(ConfigError, match=r"backend: vllm needs the server"):
         ProviderSettings.parse({"backend": "vllm"})
