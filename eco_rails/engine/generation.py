@@ -36,7 +36,7 @@ from eco_rails.engine.model_store import (
     resolve_model_dir,
 )
 from eco_rails.engine.prompting import RenderedPrompt, flagged_char_spans, render_prompt
-from eco_rails.engine.repetition import RepetitionGuard, TokenFolding, fold_classes
+from eco_rails.engine.repetition import AnswerRepetitionPenalty, RepetitionGuard, TokenFolding, fold_classes
 from eco_rails.errors import ConfigError, PromptError
 from eco_rails.validation import format_validation_error
 
@@ -77,6 +77,10 @@ class GenerationFields(BaseModel):
     flagged_repetition_ignore_case: bool = Field(
         default=False,
         description="the flagged answers' guard also blocks a repeat that differs only in case or a leading space")
+    flagged_repetition_penalty: float = Field(
+        default=1.0, ge=1.0, le=10.0,
+        description="flagged answers only; 1.0 off; >1 discourages a token the answer already said (the prompt's "
+        "tokens are not penalised)")
 
     @model_validator(mode="after")
     def _min_within_max(self) -> GenerationFields:
@@ -276,6 +280,8 @@ class EcoEngine:
                 folding = self._token_folding() if settings.flagged_repetition_ignore_case else None
                 kwargs["logits_processor"] = [RepetitionGuard(settings.flagged_no_repeat_ngram_size, self._assistant_ids(prepared),
                                                               folding)]
+            if settings.flagged_repetition_penalty > 1.0:
+                kwargs.setdefault("logits_processor", []).append(AnswerRepetitionPenalty(settings.flagged_repetition_penalty))
         if settings.stop:
             kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
         return kwargs

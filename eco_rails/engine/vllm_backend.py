@@ -16,7 +16,8 @@ the server runs the model. Per request:
 
 Differences from the local engine, by design of the server: decoding runs in the server's dtype (bf16 answers
 can drift from a float32 local model after some tokens); the flagged answers' n-gram guard
-(``flagged_no_repeat_ngram_size``) is a local logits processor and does not run on the server.
+(``flagged_no_repeat_ngram_size``) and answer-only penalty (``flagged_repetition_penalty``) are local logits
+processors and do not run on the server.
 
 Security: a server started with ``--enable-prompt-embeds`` must only be reachable by this provider (vLLM's
 own warning; CVE-2025-62164). :class:`VllmSettings` sends a bearer token read from an environment variable and

@@ -69,6 +69,19 @@ def test_flagged_with_zero_strength_equals_clean(engine):
         engine.generate(QUESTION, settings=GREEDY).text
 
 
+def test_the_answer_only_penalty_changes_flagged_answers_and_never_unflagged_ones(engine):
+    """flagged_repetition_penalty reaches flagged generation only: an unflagged answer is still plain greedy
+    generation, and a flagged one, whose answer repeats tokens, is decoded differently with it (the prompt's own
+    tokens are not penalised, see the unit tests)."""
+    on = GenerationSettings(max_new_tokens=48, flagged_repetition_penalty=1.3)
+    off = GenerationSettings(max_new_tokens=48)
+    assert engine.generate(QUESTION, settings=on).text == engine.generate(QUESTION, settings=off).text
+    spec = CorruptionSpec(strength=0.2)
+    flagged_off = engine.generate(QUESTION, flag=FlagDecision.flag(), corruption=spec, settings=off).text
+    flagged_on = engine.generate(QUESTION, flag=FlagDecision.flag(), corruption=spec, settings=on).text
+    assert flagged_on.strip() and flagged_on != flagged_off
+
+
 def _answer_ids(engine, chat, flag, settings):
     prepared = engine.prepare(chat, flag=flag, corruption=CorruptionSpec(strength=0.2), max_new_tokens=settings.max_new_tokens)
     with torch.inference_mode():

@@ -52,7 +52,7 @@ def test_every_configured_decoding_field_reaches_each_call():
 
     configured = {"max_new_tokens": 40, "min_new_tokens": 2, "temperature": 0.7, "top_p": 0.9, "stop": ["END"], "seed": 7,
                   "repetition_penalty": 1.3, "no_repeat_ngram_size": 5, "flagged_no_repeat_ngram_size": 6,
-                  "flagged_repetition_ignore_case": True}
+                  "flagged_repetition_ignore_case": True, "flagged_repetition_penalty": 1.2}
     assert set(configured) == set(GenerationFields.model_fields), "a new decoding field needs a value here"
     call = ProviderSettings.parse(configured).generation()
     assert {name: getattr(call, name) for name in configured} == {**configured, "stop": ("END",)}

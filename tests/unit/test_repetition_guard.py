@@ -9,7 +9,15 @@ import torch
 
 from eco_rails.engine.flags import FlagDecision
 from eco_rails.engine.prompting import RenderedPrompt, flagged_char_spans
-from eco_rails.engine.repetition import RepetitionGuard, TokenFolding, banned_next_tokens, fold_classes, ngram_table
+from eco_rails.engine.repetition import (
+    AnswerRepetitionPenalty,
+    RepetitionGuard,
+    TokenFolding,
+    banned_next_tokens,
+    fold_classes,
+    ngram_table,
+    penalized,
+)
 
 
 def test_ngram_table_maps_each_prefix_to_what_followed_and_never_spans_two_sequences():
@@ -99,3 +107,22 @@ def test_a_piece_of_a_message_corrupts_only_that_piece_and_the_latest_message_ha
     assert [r.text[a:b] for a, b in flagged_char_spans(r, FlagDecision.flag("Hogwarts"))] == ["Hogwarts"]
     assert [r.text[a:b] for a, b in flagged_char_spans(r, FlagDecision.flag())] == [CHAT[2]["content"]]
     assert [r.text[a:b] for a, b in flagged_char_spans(r, FlagDecision.flag(CHAT[2]["content"]))] == [CHAT[2]["content"]]
+
+
+def test_penalty_makes_a_said_token_less_likely_whatever_the_sign_of_its_logit():
+    assert penalized([2.0, -1.0, 0.5, 3.0], [0, 1, 1], 2.0) == [1.0, -2.0, 0.5, 3.0]
+    assert penalized([2.0, -1.0], [0, 1], 1.0) == [2.0, -1.0], "1 is off"
+    with pytest.raises(ValueError, match="below 1 would favour repeats"):
+        penalized([1.0], [0], 0.9)
+
+
+def test_answer_penalty_leaves_the_prompt_tokens_alone_and_follows_the_pure_rule_per_row():
+    penalty = AnswerRepetitionPenalty(2.0)
+    logits = torch.tensor([[1.0, 2.0, -1.0, 4.0, 0.5, 0.0]] * 2)
+    prompt = torch.tensor([[4, 3], [4, 3]])  # the user's tokens 4 and 3: never penalised
+    assert torch.equal(penalty(prompt, logits.clone()), logits)
+    answer = torch.tensor([[4, 3, 1, 2, 2], [4, 3, 3, 3, 0]])
+    out = penalty(answer, logits.clone())
+    assert out[0].tolist() == penalized(logits[0].tolist(), [1, 2], 2.0)
+    assert out[1].tolist() == penalized(logits[1].tolist(), [3, 0], 2.0)
+    assert out[0, 4].item() == 0.5 and out[1, 4].item() == 0.5, "4 is only in the prompt"
