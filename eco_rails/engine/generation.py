@@ -36,7 +36,7 @@ from eco_rails.engine.model_store import (
     resolve_model_dir,
 )
 from eco_rails.engine.prompting import RenderedPrompt, flagged_char_spans, render_prompt
-from eco_rails.engine.repetition import AnswerRepetitionPenalty, RepetitionGuard, TokenFolding, fold_classes
+from eco_rails.engine.repetition import RepetitionGuard, TokenFolding, fold_classes
 from eco_rails.errors import ConfigError, PromptError
 from eco_rails.validation import format_validation_error
 
@@ -281,7 +281,11 @@ class EcoEngine:
                 kwargs["logits_processor"] = [RepetitionGuard(settings.flagged_no_repeat_ngram_size, self._assistant_ids(prepared),
                                                               folding)]
             if settings.flagged_repetition_penalty > 1.0:
-                kwargs.setdefault("logits_processor", []).append(AnswerRepetitionPenalty(settings.flagged_repetition_penalty))
+                # Hugging Face's repetition penalty over the answer only: the prompt's tokens are not penalised
+                from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
+
+                kwargs.setdefault("logits_processor", []).append(RepetitionPenaltyLogitsProcessor(
+                    float(settings.flagged_repetition_penalty), prompt_ignore_length=prepared.input_ids.shape[1]))
         if settings.stop:
             kwargs.update(stop_strings=list(settings.stop), tokenizer=self.tokenizer)
         return kwargs

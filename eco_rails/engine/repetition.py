@@ -14,14 +14,14 @@ often slides into its case variant ("The game is called The Game of Life. The ga
 of"), which the token-level guard lets through because "The", " the" and " The" are three tokens.
 
 Blocking exact repeats leaves a small model a way round: one word said again and again in new frames ("a
-fitting description ... a fitting answer ... a fitting reference"). :class:`AnswerRepetitionPenalty` is the
-soft complement: Hugging Face's repetition penalty, but over the answer's own tokens only (Hugging Face's
-``repetition_penalty`` also penalises every prompt token, the user's words and the chat template's, and would
-have to apply to unflagged answers too).
+fitting description ... a fitting answer ... a fitting reference"). The soft complement,
+``flagged_repetition_penalty``, is Hugging Face's own ``RepetitionPenaltyLogitsProcessor`` with
+``prompt_ignore_length`` set to the prompt (see ``EcoEngine._generate_kwargs``): the answer's own tokens only,
+since the plain ``repetition_penalty`` also penalises every prompt token, the user's words and the chat
+template's, and would have to apply to unflagged answers too.
 
-The math is pure functions (:func:`ngram_table`, :func:`banned_next_tokens`, :func:`fold_classes`,
-:func:`penalized`); :class:`RepetitionGuard` and :class:`AnswerRepetitionPenalty` are the thin logits
-processors ``model.generate`` calls.
+The math is pure functions (:func:`ngram_table`, :func:`banned_next_tokens`, :func:`fold_classes`);
+:class:`RepetitionGuard` is the thin logits processor ``model.generate`` calls.
 """
 
 from __future__ import annotations
@@ -126,36 +126,3 @@ class RepetitionGuard:
                 scores[row, sorted(banned)] = float("-inf")
         return scores
 
-
-def penalized(logits: Sequence[float], said: Iterable[int], penalty: float) -> list[float]:
-    """``logits`` with every token in ``said`` made less likely by ``penalty``, Hugging Face's rule (CTRL,
-    Keskar et al. 2019): a positive logit is divided by it, a negative one multiplied, so the token always loses
-    ground whatever its sign. ``penalty`` 1 changes nothing."""
-    if penalty < 1.0:
-        raise ValueError(f"a repetition penalty below 1 would favour repeats, got {penalty}")
-    out = list(logits)
-    for token in set(said):
-        out[token] = out[token] / penalty if out[token] > 0 else out[token] * penalty
-    return out
-
-
-class AnswerRepetitionPenalty:
-    """Logits processor: :func:`penalized` over the tokens each row has already said in *this answer* (the answer
-    starts where ``input_ids`` ended at the first call, as in :class:`RepetitionGuard`; the prompt is not
-    penalised). One processor serves one ``generate`` call."""
-
-    def __init__(self, penalty: float) -> None:
-        if penalty < 1.0:
-            raise ValueError(f"a repetition penalty below 1 would favour repeats, got {penalty}")
-        self.penalty = penalty
-        self.prompt_length: int | None = None
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        if self.prompt_length is None:
-            self.prompt_length = int(input_ids.shape[1])
-        answer = input_ids[:, self.prompt_length:]
-        if answer.shape[1] == 0 or self.penalty == 1.0:
-            return scores
-        said = scores.gather(1, answer)  # the same vectorised rule as penalized(), one gather per step
-        scores.scatter_(1, answer, (said / self.penalty).where(said > 0, said * self.penalty))
-        return scores

@@ -9,15 +9,7 @@ import torch
 
 from eco_rails.engine.flags import FlagDecision
 from eco_rails.engine.prompting import RenderedPrompt, flagged_char_spans
-from eco_rails.engine.repetition import (
-    AnswerRepetitionPenalty,
-    RepetitionGuard,
-    TokenFolding,
-    banned_next_tokens,
-    fold_classes,
-    ngram_table,
-    penalized,
-)
+from eco_rails.engine.repetition import RepetitionGuard, TokenFolding, banned_next_tokens, fold_classes, ngram_table
 
 
 def test_ngram_table_maps_each_prefix_to_what_followed_and_never_spans_two_sequences():
@@ -109,20 +101,30 @@ def test_a_piece_of_a_message_corrupts_only_that_piece_and_the_latest_message_ha
     assert [r.text[a:b] for a, b in flagged_char_spans(r, FlagDecision.flag(CHAT[2]["content"]))] == [CHAT[2]["content"]]
 
 
+
+def _answer_penalty(penalty: float, prompt_length: int):
+    """The processor flagged_repetition_penalty adds (EcoEngine._generate_kwargs): Hugging Face's, prompt ignored."""
+    from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
+
+    return RepetitionPenaltyLogitsProcessor(penalty, prompt_ignore_length=prompt_length)
+
+
 def test_penalty_makes_a_said_token_less_likely_whatever_the_sign_of_its_logit():
-    assert penalized([2.0, -1.0, 0.5, 3.0], [0, 1, 1], 2.0) == [1.0, -2.0, 0.5, 3.0]
-    assert penalized([2.0, -1.0], [0, 1], 1.0) == [2.0, -1.0], "1 is off"
-    with pytest.raises(ValueError, match="below 1 would favour repeats"):
-        penalized([1.0], [0], 0.9)
+    logits = torch.tensor([[2.0, -1.0, 0.5, 3.0]])
+    assert _answer_penalty(2.0, 1)(torch.tensor([[3, 0, 1, 1]]), logits.clone()).tolist() == [[1.0, -2.0, 0.5, 3.0]]
+    assert _answer_penalty(1.0, 1)(torch.tensor([[3, 0, 1]]), logits.clone()).tolist() == logits.tolist(), "1 is off"
+    from eco_rails.engine.generation import GenerationSettings
+
+    with pytest.raises(ValueError, match="flagged_repetition_penalty"):  # below 1 would favour repeats
+        GenerationSettings(flagged_repetition_penalty=0.9)
 
 
-def test_answer_penalty_leaves_the_prompt_tokens_alone_and_follows_the_pure_rule_per_row():
-    penalty = AnswerRepetitionPenalty(2.0)
+def test_answer_penalty_leaves_the_prompt_tokens_alone_and_follows_the_rule_per_row():
     logits = torch.tensor([[1.0, 2.0, -1.0, 4.0, 0.5, 0.0]] * 2)
     prompt = torch.tensor([[4, 3], [4, 3]])  # the user's tokens 4 and 3: never penalised
-    assert torch.equal(penalty(prompt, logits.clone()), logits)
+    assert torch.equal(_answer_penalty(2.0, 2)(prompt, logits.clone()), logits)
     answer = torch.tensor([[4, 3, 1, 2, 2], [4, 3, 3, 3, 0]])
-    out = penalty(answer, logits.clone())
-    assert out[0].tolist() == penalized(logits[0].tolist(), [1, 2], 2.0)
-    assert out[1].tolist() == penalized(logits[1].tolist(), [3, 0], 2.0)
+    out = _answer_penalty(2.0, 2)(answer, logits.clone())
+    assert out[0].tolist() == [1.0, 1.0, -2.0, 4.0, 0.5, 0.0]
+    assert out[1].tolist() == [0.5, 2.0, -1.0, 2.0, 0.5, 0.0]
     assert out[0, 4].item() == 0.5 and out[1, 4].item() == 0.5, "4 is only in the prompt"
