@@ -12,8 +12,10 @@ reference"). :func:`is_paraphrase_loop` counts those, so a guard is judged by bo
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
+from typing import Any
 
 __all__ = ["DOMINANT_MIN_COUNT", "DOMINANT_SHARE", "LOOP_REPETITION", "dominant_stem", "is_empty", "is_loop",
            "is_paraphrase_loop", "repeated_sentences", "repetition_rate", "stems"]
@@ -79,22 +81,31 @@ def is_loop(answer: str) -> bool:
     return bool(repeated_sentences(answer)) or repetition_rate(answer) >= LOOP_REPETITION
 
 
+@functools.lru_cache(maxsize=65536)
+def _stem(word: str) -> str:
+    """One word's Porter stem, cached: :func:`is_paraphrase_loop` stems each word of an answer up to three times
+    (the whole answer, each sentence, the content words), and answers share most of their words."""
+    return _stemmer().stem(word)
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    """One nltk Porter stemmer per process (imported on first use: nltk is not needed to import this module)."""
+    from nltk.stem.porter import PorterStemmer
+
+    return PorterStemmer()
+
+
 def stems(answer: str) -> list[str]:
     """The answer's words, lower-cased and Porter-stemmed (nltk, shipped with rouge-score): "Fitting",
     "fitting," and "fits" are one word here."""
-    from nltk.stem.porter import PorterStemmer
-
-    stemmer = PorterStemmer()
-    return [stemmer.stem(w) for w in _WORD.findall(answer.lower())]
+    return [_stem(w) for w in _WORD.findall(answer.lower())]
 
 
 def dominant_stem(answer: str) -> tuple[str, int, float]:
     """The most frequent content word (by stem, function words left out): ``(stem, count, share of content
     words)``; ``("", 0, 0.0)`` for an answer with none."""
-    from nltk.stem.porter import PorterStemmer
-
-    stemmer = PorterStemmer()
-    content = [stemmer.stem(w) for w in _WORD.findall(answer.lower()) if w not in _FUNCTION_WORDS and len(w) > 2]
+    content = [_stem(w) for w in _WORD.findall(answer.lower()) if w not in _FUNCTION_WORDS and len(w) > 2]
     if not content:
         return "", 0, 0.0
     stem, count = Counter(content).most_common(1)[0]
