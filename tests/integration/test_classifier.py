@@ -228,10 +228,12 @@ def test_cli_fit_and_classify(fitted, tmp_path):
     import sys
 
     root = tmp_path / "cfg"
-    shutil.copytree(fitted[0], root, ignore=shutil.ignore_patterns("onnx"))
+    shutil.copytree(fitted[0], root, ignore=shutil.ignore_patterns("onnx", "policy.learned.json"))
     policy = yaml.safe_load((root / "policy.yml").read_text())
     policy["classifier"].update(epochs=1, general_negatives=60)
     policy["classifier"]["target_fpr"] = 0.2
+    # fit chains the strength search; its own test (test_forgetting.py) runs the full one, here the smallest
+    policy["optimization"].update(budget=3, surrogate_seeds=1, fluency_prompts=1)
     (root / "policy.yml").write_text(yaml.safe_dump(policy))
     out = subprocess.run([sys.executable, "-m", "eco_rails.cli", "fit", str(root)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -239,6 +241,7 @@ def test_cli_fit_and_classify(fitted, tmp_path):
     for noise in ("newly initialized", "torch_dtype", "TracerWarning", "pre-processing before quantization"):
         assert noise not in out.stderr, f"expected library noise on stderr: {noise}"
     assert "Advice on the policy" in out.stdout and "examples" in out.stdout, "a thin test policy gets advice"
+    assert "Learned strength" in out.stdout and (root / "policy.learned.json").is_file(), "fit then learns the strength"
     import re
 
     progress = re.compile(r"\d+/\d+\s+\d+%\s+\d+m\d\ds")  # stderr is a pipe here: plain lines, not a silent Rich bar
