@@ -139,8 +139,20 @@ def _content_tokens(rendered: RenderedPrompt, in_message: list[bool], index: int
     return positions
 
 
+@functools.cache
+def _warn_local_only(setting: str) -> None:
+    """Said once per process: a config that sets a local-only decoding setting (the demo configs set
+    ``flagged_repetition_penalty``) would otherwise be served on vLLM without it, silently."""
+    log.warning("%s is applied by the local engine only: the vllm backend answers flagged prompts without it "
+                "(vLLM's own repetition_penalty would also penalise the prompt and apply to unflagged answers). "
+                "Serve the config with the local engine for the measured behaviour, or remove it from "
+                "models[].parameters.", setting)
+
+
 def sampling_body(settings: GenerationSettings, *, flagged: bool) -> dict[str, Any]:
     """The OpenAI/vLLM sampling fields that express ``settings`` (vLLM-only ones go in the same body)."""
+    if flagged and settings.flagged_repetition_penalty > 1.0:
+        _warn_local_only("flagged_repetition_penalty")
     body: dict[str, Any] = {"max_tokens": settings.max_new_tokens}
     if settings.greedy:
         body["temperature"] = 0.0

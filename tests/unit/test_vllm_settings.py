@@ -61,3 +61,19 @@ def test_vllm_sampling_fields_express_the_generation_settings():
     assert sampling_body(GenerationSettings(max_new_tokens=20), flagged=True)["min_tokens"] == 8
     assert sampling_body(GenerationSettings(max_new_tokens=3), flagged=True)["min_tokens"] == 3
     assert "min_tokens" not in sampling_body(GenerationSettings(max_new_tokens=20), flagged=False)
+
+
+def test_a_flagged_request_on_vllm_says_once_that_the_answer_only_penalty_does_not_run_there(caplog):
+    from eco_rails.engine.vllm_backend import _warn_local_only
+
+    _warn_local_only.cache_clear()
+    settings = GenerationSettings(max_new_tokens=20, flagged_repetition_penalty=1.2)
+    with caplog.at_level("WARNING", logger="eco_rails.engine.vllm_backend"):
+        unflagged = sampling_body(settings, flagged=False)
+        assert not caplog.records, "an unflagged answer never uses it: nothing to say"
+        for _ in range(3):
+            flagged = sampling_body(settings, flagged=True)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "flagged_repetition_penalty" in said[0] and "local engine" in said[0], said
+    # and the server is not sent vLLM's own repetition_penalty in its place (it would penalise the prompt too)
+    assert "repetition_penalty" not in flagged and "repetition_penalty" not in unflagged
