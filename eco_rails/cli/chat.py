@@ -105,7 +105,7 @@ def _ensure_artifact(config: Path) -> None:
     if status != "ok":
         refuse_other_policy(resolved.artifact_path, resolved.policy, resolved.policy_path, fix=str(config))
         reason = "is missing" if status == "missing" else "was fitted for another policy or policy version"
-        err_console.print(f"The classifier artifact {resolved.artifact_path} {reason}; fitting it now (about 8 minutes on 2 CPU cores for the demo policy; once).")
+        err_console.print(f"The classifier artifact {resolved.artifact_path} {reason}; fitting it now (about 10 minutes on 2 CPU cores for the demo policy; once).")
         with progress_bars(True) as bars:
             manifest = fit_policy(resolved.policy_path, resolved.artifact_path, progress=bars)
         err_console.print(_calibration_table(manifest))
