@@ -380,11 +380,11 @@ def _converse_colang2(rails, turns):
 
 
 def assert_holds_the_conversation(answers):
-    from eco_rails.evaluation.fluency import is_loop, is_paraphrase_loop, repeated_sentences
+    from eco_rails.evaluation.fluency import is_paraphrase_loop, repeated_sentences
 
     assert all(a.strip() and a != REFUSAL for a in answers), answers
     assert not repeated_sentences(answers), answers
-    assert not any(is_loop(a) or is_paraphrase_loop(a) for a in answers), answers
+    assert not any(is_paraphrase_loop(a) for a in answers), answers  # every exact loop (is_loop) is one too
     assert not HP_WORDS.search(answers[0] + answers[2]), answers
     assert "Paris" in answers[1], answers
 

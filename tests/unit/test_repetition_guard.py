@@ -101,7 +101,6 @@ def test_a_piece_of_a_message_corrupts_only_that_piece_and_the_latest_message_ha
     assert [r.text[a:b] for a, b in flagged_char_spans(r, FlagDecision.flag(CHAT[2]["content"]))] == [CHAT[2]["content"]]
 
 
-
 def _answer_penalty(penalty: float, prompt_length: int):
     """The processor flagged_repetition_penalty adds (EcoEngine._generate_kwargs): Hugging Face's, prompt ignored."""
     from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
